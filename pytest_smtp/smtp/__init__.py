@@ -1,0 +1,1 @@
+"""The capturing SMTP server: protocol, server, TLS and AUTH."""

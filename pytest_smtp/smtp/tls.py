@@ -1,0 +1,104 @@
+"""The test certificate authority: one CA per process, one leaf certificate per hostname.
+
+Key generation is the expensive part of TLS in tests (smtpdfix spends 50–90 ms on it per test),
+so everything here is made once and cached: the CA on first use, a leaf and its server
+``SSLContext`` per hostname. Nothing is written into ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+
+import trustme
+
+__all__ = ["TLS_MODES", "TestCA", "default_ca"]
+
+#: The values of the ``tls`` option, everywhere it exists.
+TLS_MODES = (None, "starttls", "implicit")
+
+
+class TestCA:
+    """A certificate authority for tests, made with trustme.
+
+    ``ca_file`` is a PEM path for clients and variables such as ``SSL_CERT_FILE``;
+    :meth:`client_context` trusts it; :meth:`server_context` gives a context whose leaf covers
+    the hostname, ``localhost``, ``127.0.0.1`` and ``::1``.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._ca = trustme.CA(organization_name="pytest_smtp test CA")
+        self._lock = threading.Lock()
+        self._server_contexts: dict[str, ssl.SSLContext] = {}
+        self._leaves: dict[str, trustme.LeafCert] = {}
+        if directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pytest_smtp-ca-")
+            directory = Path(self._tmp.name)
+        self.directory = directory
+        self.ca_file = directory / "pytest_smtp-ca.pem"
+        """PEM file of the CA certificate, for clients to trust."""
+        self._ca.cert_pem.write_to_path(str(self.ca_file))
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA certificate as PEM bytes."""
+        return self._ca.cert_pem.bytes()
+
+    def _leaf(self, hostname: str) -> trustme.LeafCert:
+        hostname = hostname.lower()
+        with self._lock:
+            leaf = self._leaves.get(hostname)
+            if leaf is None:
+                names = [hostname, "localhost", "127.0.0.1", "::1"]
+                leaf = self._ca.issue_cert(*dict.fromkeys(names))
+                self._leaves[hostname] = leaf
+            return leaf
+
+    def server_context(self, hostname: str = "localhost") -> ssl.SSLContext:
+        """A server-side context with a leaf for ``hostname`` (cached per hostname)."""
+        key = hostname.lower()
+        with self._lock:
+            ctx = self._server_contexts.get(key)
+        if ctx is not None:
+            return ctx
+        leaf = self._leaf(key)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(ctx)
+        with self._lock:
+            return self._server_contexts.setdefault(key, ctx)
+
+    def client_context(self) -> ssl.SSLContext:
+        """A new client-side context that trusts this CA (and verifies hostnames)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self._ca.configure_trust(ctx)
+        return ctx
+
+    def cert_files(self, hostname: str = "localhost") -> tuple[Path, Path]:
+        """``(certificate chain PEM, private key PEM)`` files for ``hostname``.
+
+        For servers outside Python (Dovecot, swaks as a server) that want files.
+        """
+        leaf = self._leaf(hostname)
+        cert = self.directory / f"{hostname}.crt.pem"
+        key = self.directory / f"{hostname}.key.pem"
+        if not cert.exists():
+            cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+            key.write_bytes(leaf.private_key_pem.bytes())
+        return cert, key
+
+
+_default: TestCA | None = None
+_default_lock = threading.Lock()
+
+
+def default_ca() -> TestCA:
+    """The process-wide test CA, made on first use (one key generation per process)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = TestCA()
+        return _default

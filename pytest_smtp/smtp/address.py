@@ -1,0 +1,157 @@
+"""RFC 5321 envelope syntax: reverse/forward paths and ESMTP parameters.
+
+Strict where strictness protects the test (no CR/LF/NUL, no unbalanced brackets, length
+limits), lenient where RFC 5321 asks servers to be (source routes are accepted and ignored,
+``Postmaster`` needs no domain). Errors carry the SMTP reply a server should send.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+__all__ = ["EnvelopeSyntaxError", "Path", "parse_params", "parse_path"]
+
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+_DOT_STRING = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
+_DOT_STRING_UTF8 = re.compile(rf"(?:[{_ATEXT}]|[^\x00-\x7f])+(?:\.(?:[{_ATEXT}]|[^\x00-\x7f])+)*\Z")
+_QUOTED = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"\Z')
+_QUOTED_UTF8 = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|[^\x00-\x7f]|\\[\x20-\x7e])*"\Z')
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_LABEL_UTF8 = re.compile(r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f]){1,63}(?<!-)\Z")
+_PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
+_PARAM_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")
+_PARAM_VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")
+
+MAX_LOCAL_PART = 64
+MAX_DOMAIN = 255
+MAX_PATH = 256
+
+
+class EnvelopeSyntaxError(ValueError):
+    """A path or parameter that breaks RFC 5321; ``code``/``enhanced`` is the reply to send."""
+
+    def __init__(self, code: int, enhanced: str, text: str) -> None:
+        super().__init__(f"{code} {enhanced} {text}")
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+
+
+class Path:
+    """A parsed path: ``address`` ("" for the null path), and the parameter text after it."""
+
+    __slots__ = ("address", "rest", "source_route")
+
+    def __init__(self, address: str, rest: str, source_route: str | None) -> None:
+        self.address = address
+        self.rest = rest
+        self.source_route = source_route
+
+
+def _check_domain(domain: str, utf8: bool, enhanced: str) -> None:
+    if domain.startswith("[") and domain.endswith("]"):
+        literal = domain[1:-1]
+        try:
+            if literal[:5].lower() == "ipv6:":
+                ipaddress.IPv6Address(literal[5:])
+            else:
+                ipaddress.IPv4Address(literal)
+        except ValueError:
+            raise EnvelopeSyntaxError(501, enhanced, f"Bad address literal {domain}") from None
+        return
+    if len(domain) > MAX_DOMAIN:
+        raise EnvelopeSyntaxError(501, enhanced, f"Domain longer than {MAX_DOMAIN} octets")
+    label = _LABEL_UTF8 if utf8 else _LABEL
+    if not domain or not all(label.match(part) for part in domain.split(".")):
+        raise EnvelopeSyntaxError(501, enhanced, f"Bad domain syntax {domain!r}")
+
+
+def _check_mailbox(address: str, utf8: bool, enhanced: str) -> None:
+    if not utf8 and not address.isascii():
+        raise EnvelopeSyntaxError(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
+    local, at, domain = address.rpartition("@")
+    if not at:
+        if address.lower() == "postmaster":
+            return
+        raise EnvelopeSyntaxError(501, enhanced, f"Address {address!r} has no domain")
+    if len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_PART:
+        raise EnvelopeSyntaxError(501, enhanced, f"Local part longer than {MAX_LOCAL_PART} octets")
+    dot, quoted = (_DOT_STRING_UTF8, _QUOTED_UTF8) if utf8 else (_DOT_STRING, _QUOTED)
+    if not (dot.match(local) or quoted.match(local)):
+        raise EnvelopeSyntaxError(501, enhanced, f"Bad local part syntax {local!r}")
+    _check_domain(domain, utf8, enhanced)
+
+
+def parse_path(text: str, *, utf8: bool, sender: bool) -> Path:
+    """Parse ``<path> [params]`` after ``MAIL FROM:`` or ``RCPT TO:``.
+
+    ``utf8`` allows non-ASCII (SMTPUTF8). The null path ``<>`` is only valid for the sender.
+    """
+    enhanced = "5.1.7" if sender else "5.1.3"
+    if any(c in text for c in "\r\n\0"):
+        raise EnvelopeSyntaxError(501, "5.5.2", "CR, LF or NUL in command")
+    text = text.lstrip(" ")
+    if not text.startswith("<"):
+        raise EnvelopeSyntaxError(
+            501, "5.5.4", f"Syntax: {'MAIL FROM' if sender else 'RCPT TO'}:<address> (missing '<')"
+        )
+    end = _find_closing(text)
+    if end < 0:
+        raise EnvelopeSyntaxError(501, "5.5.4", "Missing '>' at the end of the address")
+    inner, rest = text[1:end], text[end + 1 :]
+    if rest and not rest.startswith(" "):
+        raise EnvelopeSyntaxError(501, "5.5.4", "Parameters must follow the address after a space")
+    route = None
+    if inner.startswith("@"):
+        route, colon, inner = inner.partition(":")
+        if not colon:
+            raise EnvelopeSyntaxError(501, enhanced, "Source route without ':'")
+    if len(inner) + 2 > MAX_PATH:
+        raise EnvelopeSyntaxError(501, enhanced, f"Path longer than {MAX_PATH} octets")
+    if inner == "":
+        if not sender:
+            raise EnvelopeSyntaxError(501, "5.1.3", "The null address <> is not a valid recipient")
+        return Path("", rest.strip(" "), route)
+    _check_mailbox(inner, utf8, enhanced)
+    return Path(inner, rest.strip(" "), route)
+
+
+def _find_closing(text: str) -> int:
+    """Index of the '>' closing the path, skipping quoted strings; -1 if none."""
+    quoted = False
+    escaped = False
+    for i, ch in enumerate(text):
+        if i == 0:
+            continue
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == ">" and not quoted:
+            return i
+    return -1
+
+
+def parse_params(text: str, *, utf8: bool = False) -> list[tuple[str, str | None]]:
+    """Split ESMTP parameters into ``(KEYWORD, value-as-sent)``; keywords are upper-cased.
+
+    Repeated keywords and malformed values are :class:`EnvelopeSyntaxError` (``501 5.5.4``).
+    """
+    result: list[tuple[str, str | None]] = []
+    seen: set[str] = set()
+    value_re = _PARAM_VALUE_UTF8 if utf8 else _PARAM_VALUE
+    for item in text.split():
+        key, eq, value = item.partition("=")
+        if not _PARAM_KEY.match(key):
+            raise EnvelopeSyntaxError(501, "5.5.4", f"Bad parameter keyword {key!r}")
+        if eq and not value_re.match(value):
+            raise EnvelopeSyntaxError(501, "5.5.4", f"Bad value for parameter {key.upper()}")
+        upper = key.upper()
+        if upper in seen:
+            raise EnvelopeSyntaxError(501, "5.5.4", f"Parameter {upper} given twice")
+        seen.add(upper)
+        result.append((upper, value if eq else None))
+    return result

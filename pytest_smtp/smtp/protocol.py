@@ -1,0 +1,883 @@
+"""The SMTP dialogue of one connection (RFC 5321, 1870, 2920, 3207, 3461, 4954, 6152, 6531).
+
+Written on ``asyncio.Protocol`` with its own buffer rather than on aiosmtpd's ``SMTP`` class: the
+engine needs to act at every stage (faults), reset the idle timer on any incoming byte (a slow
+DATA upload is never cut off), keep DSN parameters as sent, read DATA in large chunks with one
+copy, discard plaintext pipelined after STARTTLS, and reset the envelope after an error — each of
+those is a documented aiosmtpd trap (see docs/explanation/architecture.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import re
+import ssl
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
+from .address import EnvelopeSyntaxError, parse_params, parse_path
+from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
+
+if TYPE_CHECKING:
+    from ..faults import Verdict
+    from .server import SMTPServer
+
+__all__ = ["SMTPConnection"]
+
+_LINE_LIMIT = 4096  # command lines; RFC 5321 says 512, extensions (SIZE, DSN) add more
+_HIGH_WATER = 1 << 20
+_BAD_COMMAND_LIMIT = 20
+_LONG_DATA_LINE = re.compile(rb"\n[^\r\n]{999}")
+_ALLOWED_BEFORE_TLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "QUIT", "STARTTLS"})
+
+
+class _Disconnected(Exception):
+    """The client went away (EOF, reset, or the server aborted the connection)."""
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SMTPConnection(asyncio.Protocol):
+    """One client connection. Created by :class:`~pytest_smtp.smtp.server.SMTPServer`."""
+
+    def __init__(self, server: SMTPServer, *, implicit_tls: bool) -> None:
+        self.server = server
+        self.options = server.options
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._scan = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._eof = False
+        self._closed = False
+        self._implicit_tls = implicit_tls
+        self._tls_active = False
+        self._last_activity = self.loop.time()
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.session: SessionInfo | None = None
+        self.lines: list[str] = []
+        self.txn: Transaction | None = None
+        self._no_service = False
+        self._bad_commands = 0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._track_transport(transport)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.session = SessionInfo(
+            id=self.server._next_id(),
+            peer=(str(peer[0]), int(peer[1])),
+            server_hostname=self.options.hostname,
+        )
+        if self._implicit_tls:
+            self._note_tls("implicit")
+        self.server._register_session(self.session, self.lines)
+        self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
+        self._task = self.server._track(self.loop.create_task(self._run()))
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self._last_activity = self.loop.time()
+        if len(self._buf) > _HIGH_WATER and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self.transport is not None:
+            self.server._untrack_transport(self.transport)
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+        self._wake()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- low-level I/O ---------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _check_idle(self) -> None:
+        idle = self.loop.time() - self._last_activity
+        if idle < self.options.timeout:
+            self._idle_handle = self.loop.call_later(self.options.timeout - idle, self._check_idle)
+            return
+        if self._closed or self.transport is None:
+            return
+        self._send(Reply(421, f"{self.options.hostname} Error: timeout exceeded", "4.4.2"))
+        self._abort_transaction("aborted", None)
+        self.transport.close()
+
+    async def _wait_data(self) -> None:
+        if self._closed or self._eof:
+            raise _Disconnected()
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def _readline(self) -> bytes:
+        while True:
+            index = self._buf.find(b"\n", self._scan)
+            if index >= 0:
+                line = bytes(self._buf[: index + 1])
+                del self._buf[: index + 1]
+                self._scan = 0
+                return line
+            self._scan = len(self._buf)
+            if self._scan > _LINE_LIMIT:
+                await self._discard_line()
+                raise _LineTooLong()
+            await self._wait_data()
+
+    async def _discard_line(self) -> None:
+        while True:
+            index = self._buf.find(b"\n")
+            if index >= 0:
+                del self._buf[: index + 1]
+                self._scan = 0
+                return
+            self._buf.clear()
+            await self._wait_data()
+
+    def _take_buffer(self) -> bytearray:
+        data = self._buf
+        self._buf = bytearray()
+        self._scan = 0
+        return data
+
+    def _send(self, reply: Reply) -> None:
+        if self.transport is None or self._closed:
+            return
+        lines = reply.wire_lines()
+        self.transport.write("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+        for line in lines:
+            self._log("S", line)
+
+    async def _reply(self, code: int, enhanced: str | None, text: str) -> Reply:
+        reply = Reply(code, text, enhanced)
+        self._send(reply)
+        await self._drain()
+        return reply
+
+    async def _send_reply(self, reply: Reply) -> Reply:
+        self._send(reply)
+        await self._drain()
+        return reply
+
+    async def _drain(self) -> None:
+        if self._write_paused and not self._closed:
+            self._drain_waiter = self.loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    def _log(self, who: str, text: str) -> None:
+        line = f"{who}: {text}"
+        self.lines.append(line)
+        if self.txn is not None:
+            self.txn.transcript.append(line)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.close()
+
+    # -- the dialogue ----------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            if not await self._greet():
+                return
+            while not self._closed:
+                try:
+                    raw = await self._readline()
+                except _LineTooLong:
+                    self._log("C", f"<line over {_LINE_LIMIT} octets>")
+                    await self._reply(500, "5.5.6", "Line too long")
+                    continue
+                if await self._dispatch(raw):
+                    self._bad_commands = 0
+        except (_Disconnected, ConnectionError):
+            self._abort_transaction("aborted", None)
+        except asyncio.CancelledError:
+            self._abort_transaction("aborted", None)
+            raise
+        except Exception:
+            text = self.server._record_error("SMTP connection failed")
+            self.lines.append(f"!: {text}")
+            self._abort_transaction("aborted", None, error=text)
+        finally:
+            self._close()
+
+    async def _greet(self) -> bool:
+        verdict = await self._fault("connect")
+        if verdict is not None:
+            if not await self._apply_verdict(verdict, command="connect"):
+                return False
+            if verdict.reply is not None:
+                if verdict.reply.code == 421:
+                    self._close()
+                    return False
+                if verdict.reply.code >= 400:
+                    self._no_service = True
+                return True
+        await self._reply(220, None, f"{self.options.hostname} ESMTP pytest_smtp ready")
+        return True
+
+    async def _dispatch(self, raw: bytes) -> bool:
+        """Handle one command line; False when the command is unknown or unparsable."""
+        line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self._log("C", repr(line)[2:-1])
+            await self._reply(500, "5.5.2", "Syntax error: command is not valid UTF-8")
+            return False
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        self._log(
+            "C", f"AUTH {arg.split(' ', 1)[0]} ****" if verb == "AUTH" and " " in arg else text
+        )
+        if "\r" in text or "\0" in text:
+            await self._reply(501, "5.5.2", "Syntax error: CR, LF or NUL in command")
+            return True
+        if not verb.isascii():
+            await self._reply(500, "5.5.2", "Syntax error: command verb is not ASCII")
+            return False
+        handler = _COMMANDS.get(verb)
+        if handler is None:
+            self._bad_commands += 1
+            if self._bad_commands >= _BAD_COMMAND_LIMIT:
+                await self._reply(421, "4.7.0", "Too many unrecognized commands, closing")
+                self._abort_transaction("aborted", None)
+                self._close()
+                raise _Disconnected()
+            await self._reply(500, "5.5.1", f"Command {verb[:20]!r} unrecognized")
+            return False
+        if self._no_service and verb != "QUIT":
+            await self._reply(503, "5.5.1", "No SMTP service here; only QUIT")
+            return True
+        if self.options.require_tls and not self._tls_active and verb not in _ALLOWED_BEFORE_TLS:
+            await self._reply(530, "5.7.0", "Must issue a STARTTLS command first")
+            if verb == "MAIL":
+                self._reject_mail(Reply(530, "Must issue a STARTTLS command first", "5.7.0"))
+            return True
+        try:
+            await handler(self, arg.strip(" "))
+        except (_Disconnected, asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            error = self.server._record_error(f"SMTP {verb} handler raised")
+            self.lines.append(f"!: {error}")
+            reply = await self._reply(451, "4.3.0", "Internal error, transaction reset")
+            self._abort_transaction("deferred", reply, error=error)
+        return True
+
+    # -- fault hook ------------------------------------------------------------------------
+    async def _fault(self, stage: str, **context: Any) -> Verdict | None:
+        # The server's standing policy (e.g. a relay's "Relay access denied") comes first, then
+        # the test's fault rules. Both are the same rule machinery.
+        for rules in (self.server.policy, self.server.faults):
+            if rules.active:
+                verdict = await rules.evaluate(stage, self, **context)
+                if verdict is not None:
+                    return verdict
+        return None
+
+    async def _apply_verdict(self, verdict: Verdict, *, command: str) -> bool:
+        """Carry out delay/hang/disconnect; send the reply if any. False: connection is gone."""
+        if verdict.delay:
+            await asyncio.sleep(verdict.delay)
+        if verdict.hang:
+            self._log("!", f"hang at {command}")
+            await self.loop.create_future()  # until the client gives up or the server stops
+        if verdict.disconnect:
+            self._log("!", f"disconnect at {command}")
+            if self.transport is not None:
+                self.transport.abort()
+            raise _Disconnected()
+        if verdict.reply is not None:
+            await self._send_reply(verdict.reply)
+            if verdict.reply.code == 421:
+                # 421 means the service is closing the channel (RFC 5321 §3.8).
+                self._abort_transaction("deferred", verdict.reply)
+                self._close()
+                raise _Disconnected()
+        return True
+
+    # -- session state ---------------------------------------------------------------------
+    def _note_tls(self, mode: str) -> None:
+        assert self.session is not None and self.transport is not None
+        self._tls_active = True
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        self.session.tls = True
+        self.session.tls_mode = mode
+        if isinstance(ssl_object, ssl.SSLObject):
+            self.session.tls_version = ssl_object.version()
+            cipher = ssl_object.cipher()
+            self.session.tls_cipher = cipher[0] if cipher else None
+
+    def _session_snapshot(self) -> SessionInfo:
+        assert self.session is not None
+        return dataclasses.replace(self.session)
+
+    def _begin_transaction(self) -> Transaction:
+        self._abort_transaction("aborted", None)
+        txn = Transaction(id=self.server._next_id(), session=self._session_snapshot())
+        self.txn = txn
+        # The MAIL line was logged before the transaction existed.
+        if self.lines:
+            txn.transcript.append(self.lines[-1])
+        return txn
+
+    def _finish(
+        self,
+        outcome: str,
+        stage: str,
+        reply: Reply | None,
+        message: Message | None = None,
+        error: str | None = None,
+    ) -> None:
+        txn = self.txn
+        if txn is None:
+            return
+        self.txn = None
+        txn.finish(outcome, stage, reply, message=message, error=error)  # type: ignore[arg-type]
+        self.server._record_transaction(txn)
+
+    def _reject_mail(self, reply: Reply) -> None:
+        """A MAIL command that failed before a transaction could start: record it anyway."""
+        self._begin_transaction()
+        self._finish(_outcome_for(reply), "mail", reply)
+
+    def _abort_transaction(
+        self, outcome: str, reply: Reply | None, error: str | None = None
+    ) -> None:
+        txn = self.txn
+        if txn is None:
+            return
+        if reply is None and txn.recipients and not txn.rcpt_tos:
+            # Every recipient was refused: the transaction failed on them.
+            last = txn.recipients[-1].reply
+            self._finish(_outcome_for(last), "rcpt", last, error=error)
+            return
+        stage = txn.stage
+        self._finish(outcome if reply is None else _outcome_for(reply), stage, reply, error=error)
+
+    # -- commands --------------------------------------------------------------------------
+    async def smtp_helo(self, arg: str, *, esmtp: bool = False) -> None:
+        verb = "EHLO" if esmtp else "HELO"
+        if not arg or " " in arg or not arg.isascii() or len(arg) > 255:
+            await self._reply(501, "5.5.4", f"Syntax: {verb} <domain> (one ASCII word)")
+            return
+        verdict = await self._fault("ehlo", helo=arg)
+        if verdict is not None:
+            await self._apply_verdict(verdict, command=verb)
+            if verdict.reply is not None:
+                return
+        assert self.session is not None
+        self._abort_transaction("aborted", None)
+        self.session.helo = arg
+        self.session.esmtp = esmtp
+        if not esmtp:
+            await self._reply(250, None, self.options.hostname)
+            return
+        await self._send_reply(Reply(250, "\n".join(self._ehlo_lines())))
+
+    def _ehlo_lines(self) -> list[str]:
+        opts = self.options
+        lines = [f"{opts.hostname} greets {self.session.helo if self.session else ''}"]
+        lines += ["PIPELINING", f"SIZE {opts.max_size or 0}", "8BITMIME"]
+        if opts.smtputf8:
+            lines.append("SMTPUTF8")
+        lines += ["ENHANCEDSTATUSCODES", "DSN"]
+        if opts.tls == "starttls" and not self._tls_active:
+            lines.append("STARTTLS")
+        if opts.auth is not None and (self._tls_active or not opts.auth_require_tls):
+            lines.append("AUTH " + " ".join(opts.auth_mechanisms))
+        lines.append("HELP")
+        return lines
+
+    async def smtp_ehlo(self, arg: str) -> None:
+        await self.smtp_helo(arg, esmtp=True)
+
+    async def smtp_mail(self, arg: str) -> None:
+        assert self.session is not None
+        opts = self.options
+        failure: tuple[int, str, str] | None = None
+        if not self.session.helo:
+            failure = (503, "5.5.1", "Send HELO or EHLO first")
+        elif opts.require_auth and not self.session.auth_user:
+            failure = (530, "5.7.0", "Authentication required")
+        elif self.txn is not None and self.txn.mail_from is not None:
+            await self._reply(503, "5.5.1", "Nested MAIL command")
+            return
+        elif arg[:5].upper() != "FROM:":
+            failure = (501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]")
+        if failure is not None:
+            self._reject_mail(await self._reply(*failure))
+            return
+        txn = self._begin_transaction()
+        try:
+            path = parse_path(arg[5:], utf8=opts.smtputf8, sender=True)
+            params = parse_params(path.rest, utf8=opts.smtputf8) if path.rest else []
+            if params and not self.session.esmtp:
+                raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
+            self._check_mail_params(params, path.address)
+        except EnvelopeSyntaxError as exc:
+            self._finish(
+                _outcome_for(exc.code), "mail", await self._reply(exc.code, exc.enhanced, exc.text)
+            )
+            return
+        txn.mail_from = path.address
+        txn.mail_options = [k if v is None else f"{k}={v}" for k, v in params]
+        verdict = await self._fault("mail", address=path.address)
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="MAIL")
+            if verdict.reply is not None:
+                if verdict.reply.code >= 400:
+                    self._finish(_outcome_for(verdict.reply), "mail", verdict.reply)
+                return
+        txn.stage = "rcpt"
+        await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
+
+    def _check_mail_params(self, params: list[tuple[str, str | None]], address: str) -> None:
+        opts = self.options
+        names = {k for k, _ in params}
+        for key, value in params:
+            if key == "SIZE":
+                if value is None or not value.isdigit():
+                    raise EnvelopeSyntaxError(501, "5.5.4", "SIZE needs a number of octets")
+                if opts.max_size and int(value) > opts.max_size:
+                    raise EnvelopeSyntaxError(
+                        552, "5.3.4", f"Message size exceeds fixed limit of {opts.max_size} octets"
+                    )
+            elif key == "BODY":
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    raise EnvelopeSyntaxError(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
+            elif key == "SMTPUTF8":
+                if value is not None:
+                    raise EnvelopeSyntaxError(501, "5.5.4", "SMTPUTF8 takes no value")
+                if not opts.smtputf8:
+                    raise EnvelopeSyntaxError(555, "5.5.4", "SMTPUTF8 is not enabled here")
+            elif key == "RET":
+                if value is None or value.upper() not in ("FULL", "HDRS"):
+                    raise EnvelopeSyntaxError(501, "5.5.4", "RET must be FULL or HDRS")
+            elif key == "ENVID":
+                if value is None or len(value) > 100:
+                    raise EnvelopeSyntaxError(501, "5.5.4", "ENVID needs a value of 1 to 100 chars")
+            elif key == "AUTH":
+                if value is None:
+                    raise EnvelopeSyntaxError(501, "5.5.4", "AUTH needs a value (an address or <>)")
+            else:
+                raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported MAIL parameter {key}")
+        if not address.isascii() and "SMTPUTF8" not in names:
+            raise EnvelopeSyntaxError(
+                553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter"
+            )
+
+    async def smtp_rcpt(self, arg: str) -> None:
+        txn = self.txn
+        if txn is None or txn.mail_from is None:
+            await self._reply(503, "5.5.1", "Need MAIL command first")
+            return
+        utf8 = self.options.smtputf8 and "SMTPUTF8" in txn.mail_options
+        address = arg[3:].strip(" ")
+        try:
+            if arg[:3].upper() != "TO:":
+                raise EnvelopeSyntaxError(501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]")
+            path = parse_path(arg[3:], utf8=utf8, sender=False)
+            address = path.address
+            params = parse_params(path.rest, utf8=utf8) if path.rest else []
+            assert self.session is not None
+            if params and not self.session.esmtp:
+                raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
+            _check_rcpt_params(params)
+        except EnvelopeSyntaxError as exc:
+            reply = await self._reply(exc.code, exc.enhanced, exc.text)
+            txn.recipients.append(RecipientResult(address, [], reply))
+            return
+        options = [k if v is None else f"{k}={v}" for k, v in params]
+        if len(txn.rcpt_tos) >= self.options.max_recipients:
+            reply = await self._reply(452, "4.5.3", "Too many recipients")
+            txn.recipients.append(RecipientResult(address, options, reply))
+            return
+        verdict = await self._fault("rcpt", address=address)
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="RCPT")
+            if verdict.reply is not None:
+                txn.recipients.append(RecipientResult(address, options, verdict.reply))
+                return
+        reply = await self._reply(250, "2.1.5", f"Recipient <{address}> OK")
+        txn.recipients.append(RecipientResult(address, options, reply))
+
+    async def smtp_data(self, arg: str) -> None:
+        txn = self.txn
+        if txn is None or txn.mail_from is None:
+            await self._reply(503, "5.5.1", "Need MAIL command first")
+            return
+        if arg:
+            await self._reply(501, "5.5.4", "Syntax: DATA (no arguments)")
+            return
+        if not txn.rcpt_tos:
+            if txn.recipients:
+                self._finish(
+                    "rejected", "data", await self._reply(554, "5.5.1", "No valid recipients")
+                )
+            else:
+                await self._reply(503, "5.5.1", "Need RCPT command first")
+            return
+        txn.stage = "data"
+        verdict = await self._fault("data")
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="DATA")
+            if verdict.reply is not None:
+                if verdict.reply.code >= 400:
+                    self._finish(_outcome_for(verdict.reply), "data", verdict.reply)
+                return
+        await self._reply(354, None, "End data with <CR><LF>.<CR><LF>")
+        disconnect_after = verdict.disconnect_after if verdict is not None else None
+        throttle = verdict.throttle if verdict is not None else None
+        body, too_big = await self._read_body(disconnect_after, throttle)
+        txn.stage = "eod"
+        if too_big:
+            limit = self.options.max_size
+            self._finish(
+                "rejected",
+                "eod",
+                await self._reply(552, "5.3.4", f"Message exceeds fixed limit of {limit} octets"),
+            )
+            return
+        defects = _line_defects(body)
+        self._log(
+            "C", f"<message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
+        )
+        if defects and self.options.strict_line_endings and any("bare" in d for d in defects):
+            reply = await self._reply(
+                550, "5.5.2", "Bare CR or LF in message data (RFC 5321 section 2.3.8)"
+            )
+            self._finish("rejected", "eod", reply)
+            return
+        declared = {o.upper() for o in txn.mail_options}
+        if not body.isascii() and not declared & {"BODY=8BITMIME", "SMTPUTF8"}:
+            defects.append("8-bit data without BODY=8BITMIME")
+        message = Message(
+            raw=body,
+            mail_from=txn.mail_from,
+            rcpt_tos=txn.rcpt_tos,
+            mail_options=list(txn.mail_options),
+            rcpt_options={r.address: list(r.options) for r in txn.recipients if r.accepted},
+            session=self._session_snapshot(),
+            server=f"{self.server.host}:{self.server.port}",
+            received_at=_utcnow(),
+            transaction_id=txn.id,
+            defects=defects,
+        )
+        del body
+        verdict = await self._fault("eod", message=message)
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="end of data")
+            if verdict.reply is not None:
+                self._finish(_outcome_for(verdict.reply), "eod", verdict.reply)
+                return
+            if verdict.drop:
+                reply = Reply(250, f"OK: queued as {txn.id} (dropped)", "2.0.0")
+                self._finish("dropped", "eod", reply, message=message)
+                await self._send_reply(Reply(250, f"OK: queued as {txn.id}", "2.0.0"))
+                return
+        reply = Reply(250, f"OK: queued as {txn.id}", "2.0.0")
+        # Recorded before the reply is written: a client that saw 250 finds the message.
+        self.server._accept(message)
+        self._finish("accepted", "eod", reply, message=message)
+        await self._send_reply(reply)
+
+    async def _read_body(
+        self, disconnect_after: int | None, throttle: float | None
+    ) -> tuple[bytes, bool]:
+        """Read DATA up to CRLF.CRLF; return (unstuffed body, exceeded max_size)."""
+        limit = self.options.max_size
+        # The leading CRLF lets a terminator at the very start ("." alone) match too.
+        data = bytearray(b"\r\n")
+        searched = 0
+        too_big = False
+        received = 0
+        while True:
+            chunk = self._take_buffer()
+            if chunk:
+                received += len(chunk)
+                if throttle:
+                    await asyncio.sleep(len(chunk) / throttle)
+                if disconnect_after is not None and received >= disconnect_after:
+                    self._log("!", f"disconnect after {received} octets of DATA")
+                    if self.transport is not None:
+                        self.transport.abort()
+                    raise _Disconnected()
+                data += chunk
+                end = data.find(b"\r\n.\r\n", max(0, searched - 4))
+                if end >= 0:
+                    rest = data[end + 5 :]
+                    if rest:
+                        self._buf[:0] = rest
+                    del data[end + 2 :]
+                    if limit and len(data) - 2 > limit:
+                        too_big = True
+                    break
+                searched = len(data)
+                if limit and len(data) > limit + 2:
+                    too_big = True
+                    # Keep only what a terminator split across chunks could need.
+                    del data[: len(data) - 4]
+                    data[:0] = b"\r\n"
+                    searched = 0
+            else:
+                await self._wait_data()
+        if too_big:
+            return b"", True
+        body = data.replace(b"\r\n.", b"\r\n")
+        del data
+        del body[:2]
+        return bytes(body), False
+
+    async def smtp_rset(self, arg: str) -> None:
+        if arg:
+            await self._reply(501, "5.5.4", "Syntax: RSET")
+            return
+        self._abort_transaction("aborted", None)
+        await self._reply(250, "2.0.0", "OK")
+
+    async def smtp_noop(self, arg: str) -> None:
+        await self._reply(250, "2.0.0", "OK")
+
+    async def smtp_quit(self, arg: str) -> None:
+        verdict = await self._fault("quit")
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="QUIT")
+        self._abort_transaction("aborted", None)
+        if verdict is None or verdict.reply is None:
+            await self._reply(221, "2.0.0", f"{self.options.hostname} closing connection")
+        self._close()
+        raise _Disconnected()
+
+    async def smtp_vrfy(self, arg: str) -> None:
+        if not arg:
+            await self._reply(501, "5.5.4", "Syntax: VRFY <address>")
+            return
+        await self._reply(252, "2.5.0", "Cannot VRFY user, but will accept message")
+
+    async def smtp_expn(self, arg: str) -> None:
+        await self._reply(502, "5.5.1", "EXPN not implemented")
+
+    async def smtp_help(self, arg: str) -> None:
+        await self._reply(214, "2.0.0", "Commands: " + " ".join(sorted(_COMMANDS)))
+
+    async def smtp_starttls(self, arg: str) -> None:
+        if self.options.tls != "starttls":
+            await self._reply(502, "5.5.1", "STARTTLS not available")
+            return
+        if self._tls_active:
+            await self._reply(503, "5.5.1", "TLS already active")
+            return
+        if arg:
+            await self._reply(501, "5.5.4", "Syntax: STARTTLS (no arguments)")
+            return
+        verdict = await self._fault("starttls")
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="STARTTLS")
+            if verdict.reply is not None:
+                return
+        await self._reply(220, "2.0.0", "Ready to start TLS")
+        # CVE-2024-34083 and RFC 3207 §4.2: anything pipelined after STARTTLS in the clear is
+        # discarded, never executed after the upgrade.
+        if self._buf:
+            self._log("!", f"discarded {len(self._buf)} octets sent in the clear after STARTTLS")
+        self._take_buffer()
+        assert self.transport is not None
+        context = self.server.ssl_context()
+        try:
+            new_transport = await self.loop.start_tls(
+                self.transport, self, context, server_side=True, ssl_handshake_timeout=10
+            )
+        except (ConnectionError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
+            self._log("!", f"TLS handshake failed: {exc!r}")
+            raise _Disconnected() from exc
+        if new_transport is None:
+            raise _Disconnected()
+        self.server._untrack_transport(self.transport)
+        self.transport = new_transport
+        self.server._track_transport(new_transport)
+        self._abort_transaction("aborted", None)
+        assert self.session is not None
+        self.session.helo = None
+        self.session.esmtp = False
+        self.session.auth_mechanism = None
+        self.session.auth_user = None
+        self._note_tls("starttls")
+
+    async def smtp_auth(self, arg: str) -> None:
+        opts = self.options
+        assert self.session is not None
+        if opts.auth is None:
+            await self._reply(502, "5.5.1", "AUTH not available")
+            return
+        if not self.session.esmtp:
+            await self._reply(503, "5.5.1", "Send EHLO first")
+            return
+        if opts.auth_require_tls and not self._tls_active:
+            await self._reply(
+                538, "5.7.11", "Encryption required for requested authentication mechanism"
+            )
+            return
+        if self.session.auth_user is not None:
+            await self._reply(503, "5.5.1", "Already authenticated")
+            return
+        if self.txn is not None and self.txn.mail_from is not None:
+            await self._reply(503, "5.5.1", "AUTH not permitted during a mail transaction")
+            return
+        parts = arg.split()
+        if not parts or len(parts) > 2:
+            await self._reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
+            return
+        mechanism = parts[0].upper()
+        if mechanism not in opts.auth_mechanisms:
+            await self._reply(
+                504,
+                "5.5.4",
+                f"Unrecognized authentication type; use one of {' '.join(opts.auth_mechanisms)}",
+            )
+            return
+        verdict = await self._fault("auth", mechanism=mechanism)
+        if verdict is not None:
+            await self._apply_verdict(verdict, command="AUTH")
+            if verdict.reply is not None:
+                return
+
+        async def challenge(data: bytes) -> bytes:
+            await self._reply(334, None, base64.b64encode(data).decode())
+            line = (await self._readline()).rstrip(b"\r\n")
+            self._log("C", "****")
+            if line == b"*":
+                raise AuthAborted()
+            return b64decode_strict(line)
+
+        try:
+            outcome = await run_mechanism(
+                mechanism,
+                opts.auth_table,
+                parts[1] if len(parts) == 2 else None,
+                challenge,
+                opts.hostname,
+            )
+        except AuthAborted:
+            await self._reply(501, "5.7.0", "Authentication aborted")
+            return
+        except AuthSyntaxError as exc:
+            await self._reply(501, "5.5.2", f"Malformed authentication data: {exc}")
+            return
+        except _LineTooLong:
+            await self._reply(500, "5.5.6", "Line too long")
+            return
+        if not outcome.success:
+            await self._reply(535, "5.7.8", "Authentication credentials invalid")
+            return
+        self.session.auth_mechanism = mechanism
+        self.session.auth_user = outcome.user
+        await self._reply(235, "2.7.0", "Authentication successful")
+
+    async def smtp_bdat(self, arg: str) -> None:
+        await self._reply(502, "5.5.1", "BDAT (CHUNKING) not implemented; use DATA")
+
+
+def _outcome_for(reply: Reply | int) -> str:
+    code = reply if isinstance(reply, int) else reply.code
+    if 400 <= code < 500:
+        return "deferred"
+    if code >= 500:
+        return "rejected"
+    return "aborted"
+
+
+def _check_rcpt_params(params: list[tuple[str, str | None]]) -> None:
+    for key, value in params:
+        if key == "NOTIFY":
+            items = {item.upper() for item in (value or "").split(",")}
+            if not value or not (items == {"NEVER"} or items <= {"SUCCESS", "FAILURE", "DELAY"}):
+                raise EnvelopeSyntaxError(
+                    501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS,FAILURE,DELAY"
+                )
+        elif key == "ORCPT":
+            if value is None or ";" not in value:
+                raise EnvelopeSyntaxError(501, "5.5.4", "ORCPT must be addr-type;address")
+        else:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key}")
+
+
+def _line_defects(body: bytes) -> list[str]:
+    """Facts about line endings and line length worth recording (C-speed counts)."""
+    defects = []
+    crlf = body.count(b"\r\n")
+    bare_lf = body.count(b"\n") - crlf
+    bare_cr = body.count(b"\r") - crlf
+    if bare_lf:
+        defects.append(f"bare LF x{bare_lf}")
+    if bare_cr:
+        defects.append(f"bare CR x{bare_cr}")
+    if b"\0" in body:
+        defects.append("NUL in message data")
+    first = body.find(b"\n")
+    if (first if first >= 0 else len(body)) > 999 or _LONG_DATA_LINE.search(body):
+        defects.append("line over 998 octets")
+    return defects
+
+
+_COMMANDS = {
+    "HELO": SMTPConnection.smtp_helo,
+    "EHLO": SMTPConnection.smtp_ehlo,
+    "MAIL": SMTPConnection.smtp_mail,
+    "RCPT": SMTPConnection.smtp_rcpt,
+    "DATA": SMTPConnection.smtp_data,
+    "RSET": SMTPConnection.smtp_rset,
+    "NOOP": SMTPConnection.smtp_noop,
+    "QUIT": SMTPConnection.smtp_quit,
+    "VRFY": SMTPConnection.smtp_vrfy,
+    "EXPN": SMTPConnection.smtp_expn,
+    "HELP": SMTPConnection.smtp_help,
+    "STARTTLS": SMTPConnection.smtp_starttls,
+    "AUTH": SMTPConnection.smtp_auth,
+    "BDAT": SMTPConnection.smtp_bdat,
+}

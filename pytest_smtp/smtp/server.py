@@ -1,0 +1,149 @@
+"""The capturing SMTP server: records every transaction, files accepted mail into the store."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..engine import LoopServer, bind_socket
+from ..faults import FaultSet
+from ..mail import Mailbox, Message, SessionInfo, Transaction, TransactionLog
+from ..store import MailStore
+from .options import ServerOptions
+from .protocol import SMTPConnection
+from .tls import TestCA, default_ca
+
+__all__ = ["SMTPServer"]
+
+
+class SMTPServer(LoopServer):
+    """A real SMTP server on loopback that records everything it is sent.
+
+    Usable outside pytest::
+
+        with SMTPServer(max_size=1024) as server:
+            smtplib.SMTP(*server.address).sendmail(...)
+            server.mailbox.one(to="bob@example.test")
+
+    Options (the same names as the ``smtp`` marker, the factory fixture and ``--smtp-*``):
+    ``hostname``, ``tls`` (``None | "starttls" | "implicit"``), ``require_tls``, ``auth``
+    (``{user: password}`` or ``"any"``), ``auth_mechanisms``, ``require_auth``,
+    ``auth_require_tls``, ``max_size``, ``max_recipients``, ``smtputf8``, ``timeout``,
+    ``strict_line_endings``, plus ``host`` and ``port`` (default ``127.0.0.1`` and 0).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: MailStore | None = None,
+        ca: TestCA | None = None,
+        options: ServerOptions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.options = ServerOptions.build(options, **kwargs)
+        super().__init__(host=self.options.host, port=self.options.port)
+        self.hostname = self.options.hostname
+        """The name the server gives in its greeting and EHLO reply."""
+        self.mailbox = Mailbox()
+        """Every accepted message, in order (the capture log)."""
+        self.transactions = TransactionLog()
+        """Every MAIL..end attempt with its outcome, accepted or not."""
+        self.store = store if store is not None else MailStore()
+        """The maildrops: each accepted message filed once per recipient (read by POP3/IMAP)."""
+        self.faults = FaultSet()
+        """Fault rules for this server (cleared by :meth:`reset`)."""
+        self.policy = FaultSet(seed=0)
+        """Standing rules evaluated before :attr:`faults` and kept by :meth:`reset`: what the
+        server *is* (a relay refusing to relay), not what a test makes it do."""
+        self.delivery_hook: Callable[[Message, str], bytes] | None = None
+        """If set, ``hook(message, rcpt) -> bytes`` gives what is filed into the recipient's
+        maildrop (a final MX adds ``Return-Path:``/``Received:``); the capture log keeps ``raw``."""
+        self._ca = ca
+        self._ids = itertools.count(1)
+        self._sessions: list[tuple[SessionInfo, list[str]]] = []
+        self._lock = threading.Lock()
+        self._server: asyncio.base_events.Server | None = None
+
+    def __repr__(self) -> str:
+        where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
+        return f"<SMTPServer {self.hostname} {where} messages={len(self.mailbox)}>"
+
+    # -- what the test reads ---------------------------------------------------------------
+    @property
+    def transcript(self) -> list[str]:
+        """The SMTP dialogue of every connection, grouped by connection: ``[id] C: ...``."""
+        with self._lock:
+            sessions = list(self._sessions)
+        return [f"[{info.id}] {line}" for info, lines in sessions for line in list(lines)]
+
+    @property
+    def sessions(self) -> list[SessionInfo]:
+        """One :class:`SessionInfo` per connection, in order."""
+        with self._lock:
+            return [info for info, _ in self._sessions]
+
+    @property
+    def ca(self) -> TestCA:
+        """The test CA whose leaf certificates this server presents."""
+        if self._ca is None:
+            self._ca = default_ca()
+        return self._ca
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server-side TLS context (leaf for :attr:`hostname`, signed by :attr:`ca`)."""
+        return self.ca.server_context(self.hostname)
+
+    def reset(self) -> None:
+        """Forget everything captured and every fault rule: a fresh server for the next test.
+
+        Open connections are left alone; the store is emptied as well.
+        """
+        with self._lock:
+            self._sessions.clear()
+        self.mailbox.clear()
+        self.transactions.clear()
+        self.store.reset()
+        self.faults.clear()
+        self.errors.clear()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def _astart(self) -> None:
+        implicit = self.options.tls == "implicit"
+        context = self.ssl_context() if implicit else None
+        sock = bind_socket(self.options.host, self.options.port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTPConnection(self, implicit_tls=implicit),
+            sock=sock,
+            ssl=context,
+            ssl_handshake_timeout=10 if context else None,
+        )
+        name = sock.getsockname()
+        self._sockname = (name[0], name[1])
+
+    async def _aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    # -- called by connections on the engine loop ------------------------------------------
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _register_session(self, info: SessionInfo, lines: list[str]) -> None:
+        with self._lock:
+            self._sessions.append((info, lines))
+
+    def _record_transaction(self, txn: Transaction) -> None:
+        self.transactions._append(txn)
+
+    def _accept(self, message: Message) -> None:
+        hook = self.delivery_hook
+        for rcpt in message.rcpt_tos:
+            data = message.raw if hook is None else hook(message, rcpt)
+            self.store.deliver(rcpt, data, internal_date=message.received_at)
+        self.mailbox._append(message)

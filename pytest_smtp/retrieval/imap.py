@@ -1,0 +1,1294 @@
+"""The IMAP4rev1 server (RFC 3501) over a :class:`~pytest_smtp.store.MailStore`.
+
+``IMAPServer`` lives on the engine's loop like every other server; a connection is one
+:class:`_Session` coroutine. It speaks IMAP4rev1 as real clients use it (imaplib, imapclient,
+imap-tools, aioimaplib, Thunderbird-style folder handling) plus IDLE (RFC 2177), UIDPLUS
+(RFC 4315), MOVE (RFC 6851), LITERAL+ (RFC 7888), SASL-IR (RFC 4959), NAMESPACE, UNSELECT, ID
+and CHILDREN. The user name that logs in is the address of the maildrop the session opens.
+
+Changes made by others (an SMTP delivery, the test calling ``store.deliver``, another IMAP
+session) reach a session through the store's events: they mark it dirty and wake an IDLE on
+the engine loop; the untagged ``EXISTS``/``EXPUNGE``/``FETCH`` responses are computed from the
+difference between what the client was told and the folder now.
+
+This module never imports pytest. See docs/explanation/imap-implementation.md for why it is
+written here rather than built on pymap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from pytest_smtp.engine import LoopServer
+from pytest_smtp.retrieval.common import (
+    AuthOption,
+    SessionLog,
+    SessionRecord,
+    check_credentials,
+    decode_sasl_plain,
+    mask_words,
+    upgrade_to_tls,
+    validate_auth,
+    validate_hostname,
+    validate_timeout,
+    validate_tls_options,
+)
+from pytest_smtp.retrieval.imap_mime import Part, Section, parse_message, parse_section
+from pytest_smtp.retrieval.imap_mime import section_bytes as _section_bytes
+from pytest_smtp.retrieval.imap_proto import (
+    Atom,
+    Command,
+    ImapSyntaxError,
+    SequenceSet,
+    Value,
+    astring,
+    decode_mailbox,
+    encode_mailbox,
+    format_internal_date,
+    format_sequence,
+    literal_length,
+    parse_command,
+    parse_date_time,
+    quote,
+)
+from pytest_smtp.retrieval.imap_search import SUPPORTED_CHARSETS, SearchContext, parse_search
+from pytest_smtp.store import (
+    HIERARCHY_DELIMITER,
+    SYSTEM_FLAGS,
+    Folder,
+    FolderNotFound,
+    Maildrop,
+    MailStore,
+    StoredMessage,
+    StoreEvent,
+    normalize_flag,
+)
+
+__all__ = ["IMAPServer"]
+
+#: Largest literal accepted (APPEND of a big message); larger ones are refused.
+MAX_LITERAL = 64 * 1024 * 1024
+#: Longest command line (without literals).
+MAX_LINE = 1024 * 1024
+#: RFC 3501 5.4: the autologout timer must be at least 30 minutes.
+DEFAULT_TIMEOUT = 1800.0
+
+_SELECTABLE_FLAGS = b"(" + b" ".join(f.encode() for f in SYSTEM_FLAGS) + b")"
+_DELIM = HIERARCHY_DELIMITER
+_PART_CACHE_SIZE = 256
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _Reply(Exception):
+    """Ends a command with a tagged ``NO`` or ``BAD`` (``text`` may start with ``[CODE]``)."""
+
+    def __init__(self, status: Literal["NO", "BAD"], text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _no(text: str) -> _Reply:
+    return _Reply("NO", text)
+
+
+def _bad(text: str) -> _Reply:
+    return _Reply("BAD", text)
+
+
+class _Disconnect(Exception):
+    """The session must end now (LOGOUT done, line too long, TLS failure)."""
+
+
+class _TaggedReply(Exception):
+    """A command refused before it was parsed (a literal too large): tag and reply."""
+
+    def __init__(self, tag: str, text: str) -> None:
+        super().__init__(text)
+        self.tag = tag
+        self.text = text
+
+
+class _AlreadyAnswered(Exception):
+    """The handler sent its own tagged response (STARTTLS answers before the handshake)."""
+
+
+_TAG = re.compile(rb'[^\x00-\x20\x7f(){%*"\\+]+')
+
+
+# -- FETCH items ---------------------------------------------------------------------------------
+
+_BODY_ITEM = re.compile(
+    r"(BODY(?:\.PEEK)?)\[(.*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE | re.DOTALL
+)
+_SIMPLE_ITEMS = {
+    "FLAGS",
+    "UID",
+    "INTERNALDATE",
+    "RFC822.SIZE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.TEXT",
+    "ENVELOPE",
+    "BODYSTRUCTURE",
+    "BODY",
+}
+_MACROS = {
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
+}
+
+
+@dataclass
+class _FetchItem:
+    name: str  # FLAGS, UID, ..., or "BODY[]" for a section fetch
+    section: Section | None = None
+    peek: bool = True
+    partial: tuple[int, int] | None = None
+
+    @property
+    def sets_seen(self) -> bool:
+        return self.name in ("RFC822", "RFC822.TEXT") or (
+            self.section is not None and not self.peek
+        )
+
+    @property
+    def needs_part(self) -> bool:
+        return self.section is not None or self.name in ("ENVELOPE", "BODYSTRUCTURE", "BODY")
+
+
+def _parse_fetch_items(value: Value) -> list[_FetchItem]:
+    raw: list[Value] = value if isinstance(value, list) else [value]
+    if isinstance(value, Atom) and value.upper() in _MACROS:
+        return [_FetchItem(name) for name in _MACROS[value.upper()]]
+    items: list[_FetchItem] = []
+    for entry in raw:
+        if not isinstance(entry, Atom):
+            raise ImapSyntaxError(f"FETCH: expected a fetch item such as FLAGS, got {entry!r}")
+        upper = entry.upper()
+        if upper in _SIMPLE_ITEMS:
+            items.append(_FetchItem(upper))
+            continue
+        match = _BODY_ITEM.match(entry)
+        if match is None:
+            raise ImapSyntaxError(
+                f"FETCH: unknown item {str(entry)!r}; known items are FLAGS, UID, INTERNALDATE, "
+                "RFC822.SIZE, RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODYSTRUCTURE, BODY, "
+                "BODY[section]<n.m>, BODY.PEEK[section]<n.m> and the macros ALL, FAST, FULL"
+            )
+        partial = None
+        if match.group(3) is not None:
+            partial = (int(match.group(3)), int(match.group(4)))
+            if partial[1] == 0:
+                raise ImapSyntaxError(f"FETCH {entry}: the partial length must be > 0")
+        items.append(
+            _FetchItem(
+                "BODY[]",
+                section=parse_section(match.group(2)),
+                peek=match.group(1).upper() == "BODY.PEEK",
+                partial=partial,
+            )
+        )
+    if not items:
+        raise ImapSyntaxError("FETCH needs at least one item, e.g. (FLAGS) or BODY.PEEK[]")
+    return items
+
+
+def _literal(data: bytes) -> bytes:
+    return b"{%d}\r\n%s" % (len(data), data)
+
+
+def _flag_sort_key(flag: str) -> tuple[int, str]:
+    return (0 if flag.startswith("\\") else 1, flag)
+
+
+def _mailbox_arg(value: Value, what: str = "mailbox name") -> str:
+    name = decode_mailbox(astring(value, what))
+    if name.upper() == "INBOX":
+        return "INBOX"
+    return name.rstrip(_DELIM) if len(name) > 1 else name
+
+
+def _wire_name(name: str) -> bytes:
+    return quote(encode_mailbox(name))
+
+
+def _list_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(f"[^{re.escape(_DELIM)}]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class IMAPServer(LoopServer):
+    """An IMAP4rev1 server over a :class:`~pytest_smtp.store.MailStore`, on the engine's loop.
+
+    ``with IMAPServer(store) as server: imaplib.IMAP4(*server.address)``. The login name is
+    the address of the maildrop to open; ``auth="any"`` (the default) lets every user in with
+    any password, ``auth={"bob@example.org": "secret"}`` checks them (a wrong one gets
+    ``NO [AUTHENTICATIONFAILED]``). ``tls="starttls"`` offers STARTTLS, ``tls="implicit"``
+    speaks TLS from the first byte (IMAPS); certificates come from the test CA unless
+    ``ssl_context`` is given. ``require_tls=True`` advertises ``LOGINDISABLED`` and refuses
+    LOGIN and AUTHENTICATE until STARTTLS. Every connection is recorded in :attr:`sessions`
+    with its transcript (passwords masked).
+    """
+
+    def __init__(
+        self,
+        store: MailStore | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hostname: str = "localhost",
+        tls: Literal["starttls", "implicit"] | None = None,
+        require_tls: bool = False,
+        auth: AuthOption = "any",
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if store is not None and not isinstance(store, MailStore):
+            raise TypeError(
+                f"store must be a pytest_smtp.store.MailStore (such as smtp_server.store), "
+                f"not {type(store).__name__}"
+            )
+        self.hostname = validate_hostname(hostname)
+        """The name in the greeting (never resolved)."""
+        self.tls: Literal["starttls", "implicit"] | None = tls
+        """``None``, ``"starttls"`` or ``"implicit"``."""
+        self._ssl_context = validate_tls_options(tls, require_tls, ssl_context, hostname)
+        self.require_tls = require_tls
+        """True when LOGIN/AUTHENTICATE are refused before STARTTLS."""
+        self.auth = validate_auth(auth)
+        """``"any"`` or the ``{address: password}`` table."""
+        self.timeout = validate_timeout(timeout)
+        """Seconds of client silence after which the session is logged out."""
+        super().__init__(host=host, port=port)
+        self.store: MailStore = store if store is not None else MailStore()
+        """The store whose maildrops the sessions open."""
+        self._log = SessionLog("IMAP")
+        self._server: asyncio.Server | None = None
+
+    @property
+    def sessions(self) -> list[SessionRecord]:
+        """One record per connection (oldest first), each with its transcript."""
+        return self._log.sessions
+
+    @property
+    def transcript(self) -> list[str]:
+        """Every line of every session, prefixed with ``#<session id>``; passwords masked."""
+        return self._log.transcript
+
+    def reset(self) -> None:
+        """Forget the recorded sessions (the store is reset separately)."""
+        self._log.clear()
+
+    def __repr__(self) -> str:
+        where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
+        return (
+            f"<IMAPServer {where} tls={self.tls!r} auth={'any' if self.auth == 'any' else '...'}>"
+        )
+
+    async def _astart(self) -> None:
+        ssl_arg = self._ssl_context if self.tls == "implicit" else None
+        self._server = await self._start_stream_server(self._handle, ssl=ssl_arg, limit=MAX_LINE)
+
+    async def _aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        record = self._log.start(writer.get_extra_info("peername"))
+        session = _Session(self, reader, writer, record)
+        try:
+            await session.run()
+        except asyncio.CancelledError:
+            record.close("server stopped")
+            raise
+        except (ConnectionError, asyncio.IncompleteReadError):
+            record.close("disconnect")
+        except Exception:
+            record.note(self._record_error("IMAPServer: unhandled error in a session"))
+            record.close("error")
+        finally:
+            session.cleanup()
+            record.close("disconnect")
+
+
+# -- one connection ------------------------------------------------------------------------------
+
+_State = Literal["nonauth", "auth", "selected", "logout"]
+_Handler = Callable[["_Session", Command], Awaitable[str]]
+
+# Commands per state (RFC 3501 section 3); "any" commands work everywhere.
+_ANY = {"CAPABILITY", "NOOP", "LOGOUT", "ID"}
+_NONAUTH = {"STARTTLS", "LOGIN", "AUTHENTICATE"}
+_AUTH = {
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "NAMESPACE",
+    "IDLE",
+}
+_SELECTED = {
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "UID",
+}
+# RFC 3501 7.4.1: no EXPUNGE response while answering FETCH, STORE or SEARCH (by number).
+_NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
+
+
+class _Session:
+    """The state of one IMAP connection; :meth:`run` serves it until LOGOUT or EOF."""
+
+    def __init__(
+        self,
+        server: IMAPServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: SessionRecord,
+    ) -> None:
+        self.server = server
+        self.store = server.store
+        self.reader = reader
+        self.writer = writer
+        self.record = record
+        self.loop = asyncio.get_running_loop()
+        self.state: _State = "nonauth"
+        self.secure = server.tls == "implicit"
+        self.maildrop: Maildrop | None = None
+        self.folder: Folder | None = None
+        self.readonly = False
+        self.view: list[int] = []  # UIDs in the sequence order the client knows
+        self.known_flags: dict[int, set[str]] = {}
+        self.recent: set[int] = set()
+        self.uid_high = 0  # highest UID the client was told about
+        self.dirty = False
+        self.wake: asyncio.Event | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._parts: dict[int, Part] = {}
+        self._out = bytearray()
+        if self.secure:
+            record.set_tls(writer, "implicit")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue a response (CRLF appended) and record its first line in the transcript."""
+        # One write per command: several small writes meet Nagle and delayed ACK (40 ms).
+        self._out += data
+        self._out += b"\r\n"
+        # Only the first line of a response with literals goes into the transcript.
+        end = data.find(b"\r\n")
+        head = data if end < 0 else data[:end]
+        text = head[:300].decode("utf-8", "replace")
+        if end >= 0 or len(head) > 300:
+            text += f" ... [{len(data)} octets in all]"
+        self.record.server(text)
+
+    def quick_ack(self) -> None:
+        # imaplib sends a literal and its closing CRLF in two writes: with Nagle on the client
+        # and a delayed ACK here, the CRLF waits 40 ms. Acknowledge at once (Linux only).
+        sock = self.writer.get_extra_info("socket")
+        if _QUICKACK is not None and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+    async def flush(self) -> None:
+        if self._out:
+            self.writer.write(bytes(self._out))
+            self._out.clear()
+        await self.writer.drain()
+
+    def capabilities(self) -> str:
+        caps = [
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "IDLE",
+            "UIDPLUS",
+            "MOVE",
+            "NAMESPACE",
+            "UNSELECT",
+            "ID",
+            "CHILDREN",
+        ]
+        if self.state == "nonauth":
+            if self.server.tls == "starttls" and not self.secure:
+                caps.append("STARTTLS")
+            if self.server.require_tls and not self.secure:
+                caps.append("LOGINDISABLED")
+            else:
+                caps.append("AUTH=PLAIN")
+        return " ".join(caps)
+
+    async def readline(self) -> bytes:
+        try:
+            line = await asyncio.wait_for(self.reader.readline(), self.server.timeout)
+        except asyncio.TimeoutError:
+            self.send(b"* BYE Autologout: no command for %d seconds" % self.server.timeout)
+            await self.flush()
+            self.record.close("timeout")
+            raise _Disconnect from None
+        except (ValueError, asyncio.LimitOverrunError):
+            self.send(b"* BYE Command line too long (limit %d octets)" % MAX_LINE)
+            await self.flush()
+            self.record.close("error")
+            raise _Disconnect from None
+        if not line.endswith(b"\n"):
+            raise _Disconnect
+        return line
+
+    async def read_command(self) -> tuple[bytes, str]:
+        """One complete command (literals included) and its transcript form."""
+        line = await self.readline()
+        chunks = [line]
+        shown = [line.rstrip(b"\r\n").decode("utf-8", "replace")]
+        total = len(line)
+        while (announced := literal_length(line)) is not None:
+            size, synchronising = announced
+            if size > MAX_LITERAL or total + size > MAX_LITERAL:
+                if synchronising:
+                    tag = line.split(b" ", 1)[0].decode("ascii", "replace")
+                    raise _TaggedReply(tag, f"NO [TOOBIG] literal of {size} octets refused")
+                self.send(b"* BYE literal of %d octets is larger than %d" % (size, MAX_LITERAL))
+                await self.flush()
+                raise _Disconnect
+            if synchronising:
+                self.send(b"+ Ready for literal data")
+                await self.flush()
+                self.quick_ack()
+            data = await self.reader.readexactly(size)
+            line = await self.readline()
+            chunks += [data, line]
+            total += size + len(line)
+            shown[-1] += f" [{size} octets]"
+            shown.append(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+        return b"".join(chunks), "".join(shown)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Greet, then serve commands until LOGOUT, EOF or a fatal error."""
+        self.send(
+            b"* OK [CAPABILITY %s] %s IMAP4rev1 pytest_smtp ready"
+            % (self.capabilities().encode(), self.server.hostname.encode())
+        )
+        await self.flush()
+        while self.state != "logout":
+            try:
+                data, shown = await self.read_command()
+            except _Disconnect:
+                return
+            except _TaggedReply as reply:
+                self.record.client(reply.tag + " ...")
+                self.send(f"{reply.tag} {reply.text}".encode())
+                await self.flush()
+                continue
+            try:
+                await self.execute(data, shown)
+            except _Disconnect:
+                return
+            await self.flush()
+
+    async def execute(self, data: bytes, shown: str) -> None:
+        try:
+            cmd = parse_command(data)
+        except ImapSyntaxError as exc:
+            self.record.client(shown)
+            first = data.split(b" ", 1)[0]
+            tag = first.decode("ascii") if b" " in data and _TAG.fullmatch(first) else "*"
+            self.send(f"{tag} BAD {exc}".encode("utf-8", "replace"))
+            return
+        if cmd.name == "LOGIN" or (cmd.name == "AUTHENTICATE" and len(cmd.args) > 1):
+            self.record.client(mask_words(shown, 3))
+        else:
+            self.record.client(shown)
+        name = cmd.name
+        sub = name
+        if name == "UID":
+            if not cmd.args or not isinstance(cmd.args[0], Atom):
+                self.send(
+                    f"{cmd.tag} BAD UID needs a command: FETCH, SEARCH, STORE, COPY, "
+                    "MOVE or EXPUNGE".encode()
+                )
+                return
+            sub = "UID " + cmd.args[0].upper()
+        handler = _HANDLERS.get(sub)
+        if handler is None:
+            self.send(f"{cmd.tag} BAD unknown command {sub}".encode("utf-8", "replace"))
+            return
+        problem = self.state_problem(name)
+        if problem:
+            self.send(f"{cmd.tag} BAD {problem}".encode())
+            return
+        status: str = "OK"
+        try:
+            text = await handler(self, cmd)
+        except _Reply as reply:
+            status, text = reply.status, reply.text
+        except ImapSyntaxError as exc:
+            status, text = "BAD", f"{sub}: {exc}" if not str(exc).startswith(sub) else str(exc)
+        except _AlreadyAnswered:
+            return
+        except (_Disconnect, ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            self.record.note(self.server._record_error(f"IMAPServer: error in {sub}"))
+            status, text = "NO", f"[SERVERBUG] internal error in {sub} (see server.errors)"
+        if self.state == "selected" and sub != "LOGOUT":
+            self.report_changes(allow_expunge=name not in _NO_EXPUNGE)
+        self.send(f"{cmd.tag} {status} {text}".encode("utf-8", "replace"))
+        if self.state == "logout":
+            await self.flush()
+            raise _Disconnect
+
+    def state_problem(self, name: str) -> str | None:
+        if name in _ANY:
+            return None
+        if name in _NONAUTH:
+            return None if self.state == "nonauth" else f"{name}: already logged in"
+        if self.state == "nonauth":
+            return f"{name} is only valid after LOGIN or AUTHENTICATE"
+        if name in _SELECTED and self.state != "selected":
+            return f"{name}: no mailbox selected (use SELECT or EXAMINE first)"
+        return None
+
+    def cleanup(self) -> None:
+        """Drop the store subscription (called when the connection ends)."""
+        self.deselect()
+
+    # -- selected-folder bookkeeping -----------------------------------------------------------
+
+    def on_store_event(self, event: StoreEvent) -> None:
+        # Runs in whichever thread changed the store, with the store's lock held.
+        folder = self.folder
+        if folder is None or event.address != folder.address or event.folder != folder.name:
+            return
+        self.dirty = True
+        wake = self.wake
+        if wake is not None:
+            self.loop.call_soon_threadsafe(wake.set)
+
+    def select(self, folder: Folder, readonly: bool) -> None:
+        self.deselect()
+        self.folder = folder
+        self.readonly = readonly
+        self.state = "selected"
+        self._unsubscribe = self.store.subscribe(self.on_store_event)
+        with self.store.lock:
+            messages = folder.messages
+            for m in messages:
+                if m.recent and not readonly:
+                    m.recent = False
+                    self.recent.add(m.uid)
+        self.view = [m.uid for m in messages]
+        self.known_flags = {m.uid: m.flags for m in messages}
+        self.uid_high = messages[-1].uid if messages else 0
+        if readonly:
+            self.recent = {m.uid for m in messages if m.recent}
+
+    def deselect(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.folder = None
+        self.view = []
+        self.known_flags = {}
+        self.recent = set()
+        self._parts = {}
+        self.dirty = False
+        if self.state == "selected":
+            self.state = "auth"
+
+    def report_changes(self, allow_expunge: bool = True) -> None:
+        """Send EXPUNGE/EXISTS/RECENT/FETCH FLAGS for what changed since the client last heard."""
+        folder = self.folder
+        if folder is None or not self.dirty:
+            return
+        self.dirty = False
+        with self.store.lock:
+            current = folder.messages
+            new = [m for m in current if m.uid > self.uid_high]
+            if not self.readonly:
+                for m in new:
+                    if m.recent:
+                        m.recent = False
+                        self.recent.add(m.uid)
+            elif new:
+                self.recent.update(m.uid for m in new if m.recent)
+        present = {m.uid: m for m in current}
+        if allow_expunge:
+            gone = [i for i, uid in enumerate(self.view) if uid not in present]
+            for index in reversed(gone):
+                self.send(b"* %d EXPUNGE" % (index + 1))
+            if gone:
+                removed = {self.view[i] for i in gone}
+                self.view = [uid for uid in self.view if uid not in removed]
+                for uid in removed:
+                    self.known_flags.pop(uid, None)
+                    self.recent.discard(uid)
+                    self._parts.pop(uid, None)
+        elif any(uid not in present for uid in self.view):
+            self.dirty = True  # report the expunges after a later command
+        for seq, uid in enumerate(self.view, 1):
+            changed = present.get(uid)
+            if changed is None:
+                continue
+            known = self.known_flags.get(uid)
+            # The store replaces a flag set on change, never mutates it: identity is a cheap
+            # first test.
+            if known is not changed.flags and known != changed.flags:
+                self.known_flags[uid] = changed.flags
+                self.send(b"* %d FETCH (FLAGS %s)" % (seq, self.flags_bytes(changed)))
+        if new:
+            self.view.extend(m.uid for m in new)
+            for m in new:
+                self.known_flags[m.uid] = m.flags
+            self.uid_high = new[-1].uid
+            self.send(b"* %d EXISTS" % len(self.view))
+            self.send(b"* %d RECENT" % len(self.recent))
+
+    def flags_bytes(self, message: StoredMessage) -> bytes:
+        flags = sorted(message.flags, key=_flag_sort_key)
+        if message.uid in self.recent:
+            flags.insert(0, "\\Recent")
+        return b"(" + " ".join(flags).encode("utf-8", "replace") + b")"
+
+    def require_folder(self) -> Folder:
+        if self.folder is None:
+            raise _bad("no mailbox selected")
+        return self.folder
+
+    def require_writable(self, what: str) -> Folder:
+        folder = self.require_folder()
+        if self.readonly:
+            raise _no(f"[READ-ONLY] {what} is not allowed: the mailbox was opened with EXAMINE")
+        return folder
+
+    def resolve(self, text: str, uid: bool) -> list[tuple[int, int]]:
+        """``(seq, uid)`` pairs a sequence set (or UID set) names, in sequence order."""
+        seqs = SequenceSet.parse(text)
+        if uid:
+            largest = self.view[-1] if self.view else 0
+            wanted = set(seqs.select(self.view, largest))
+            return [(i, u) for i, u in enumerate(self.view, 1) if u in wanted]
+        count = len(self.view)
+        for lo, hi in seqs.ranges:
+            for bound in (lo, hi):
+                if bound is not None and bound > count:
+                    raise _bad(
+                        f"invalid message sequence number {bound}: the mailbox has {count} "
+                        f"message{'s' if count != 1 else ''}"
+                    )
+        numbers = seqs.select(range(1, count + 1), count)
+        return [(seq, self.view[seq - 1]) for seq in numbers]
+
+    def part(self, message: StoredMessage) -> Part:
+        cached = self._parts.get(message.uid)
+        if cached is None:
+            if len(self._parts) >= _PART_CACHE_SIZE:
+                self._parts.clear()
+            cached = self._parts[message.uid] = parse_message(message.raw)
+        return cached
+
+    def lookup(self, name: str) -> Folder:
+        assert self.maildrop is not None
+        try:
+            return self.maildrop.folder(name)
+        except FolderNotFound:
+            raise _no(f"[NONEXISTENT] mailbox {name!r} does not exist") from None
+        except ValueError as exc:
+            raise _no(f"[CANNOT] {exc}") from None
+
+    def login(self, user: str, mechanism: str) -> None:
+        self.maildrop = self.store.maildrop(user)
+        self.state = "auth"
+        self.record.user = user
+        self.record.mechanism = mechanism
+
+
+# -- command handlers ----------------------------------------------------------------------------
+
+_HANDLERS: dict[str, _Handler] = {}
+
+
+def _command(*names: str) -> Callable[[_Handler], _Handler]:
+    def register(fn: _Handler) -> _Handler:
+        for name in names:
+            _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def _args(cmd: Command, count: int, usage: str, *, at_least: bool = False) -> list[Value]:
+    args = cmd.args
+    if len(args) < count or (not at_least and len(args) > count):
+        raise ImapSyntaxError(f"usage: {usage}")
+    return args
+
+
+@_command("CAPABILITY")
+async def _capability(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, "CAPABILITY")
+    s.send(b"* CAPABILITY " + s.capabilities().encode())
+    return "CAPABILITY completed"
+
+
+@_command("NOOP", "CHECK")
+async def _noop(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, cmd.name)
+    return f"{cmd.name} completed"
+
+
+@_command("LOGOUT")
+async def _logout(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, "LOGOUT")
+    s.send(b"* BYE " + s.server.hostname.encode() + b" logging out")
+    s.deselect()
+    s.state = "logout"
+    s.record.close("logout")
+    return "LOGOUT completed"
+
+
+@_command("ID")
+async def _id(s: _Session, cmd: Command) -> str:
+    s.send(b'* ID ("name" "pytest_smtp" "vendor" "pytest_smtp")')
+    return "ID completed"
+
+
+@_command("NAMESPACE")
+async def _namespace(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, "NAMESPACE")
+    s.send(b'* NAMESPACE (("" ' + quote(_DELIM) + b")) NIL NIL")
+    return "NAMESPACE completed"
+
+
+@_command("STARTTLS")
+async def _starttls(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, "STARTTLS")
+    context = s.server._ssl_context
+    if s.server.tls != "starttls" or context is None:
+        raise _bad("STARTTLS is not offered by this server (tls is not 'starttls')")
+    if s.secure:
+        raise _bad("STARTTLS: TLS is already active")
+    s.send(f"{cmd.tag} OK Begin TLS negotiation now".encode())
+    await s.flush()
+    old = s.writer.transport
+    try:
+        dropped = await upgrade_to_tls(s.reader, s.writer, context)
+    except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        s.record.note(f"TLS handshake failed: {exc!r}")
+        s.record.close("error")
+        raise _Disconnect from None
+    s.server._untrack_transport(old)
+    s.server._track_transport(s.writer.transport)
+    s.secure = True
+    s.record.set_tls(s.writer, "starttls")
+    if dropped:
+        s.record.note(f"discarded {dropped} octets pipelined before the TLS handshake")
+    raise _AlreadyAnswered
+
+
+def _check_login_allowed(s: _Session) -> None:
+    if s.server.require_tls and not s.secure:
+        raise _no("[PRIVACYREQUIRED] LOGIN and AUTHENTICATE are disabled until STARTTLS")
+
+
+def _fail_login(s: _Session, user: str) -> _Reply:
+    s.record.failed_logins += 1
+    s.record.note(f"login failed for {user!r}")
+    return _no("[AUTHENTICATIONFAILED] invalid credentials")
+
+
+@_command("LOGIN")
+async def _login(s: _Session, cmd: Command) -> str:
+    user_v, password_v = _args(cmd, 2, "LOGIN user password")
+    _check_login_allowed(s)
+    user = astring(user_v, "the user name")
+    password = astring(password_v, "the password")
+    if not check_credentials(s.server.auth, user, password):
+        raise _fail_login(s, user)
+    s.login(user, "LOGIN")
+    return f"[CAPABILITY {s.capabilities()}] logged in as {user}"
+
+
+@_command("AUTHENTICATE")
+async def _authenticate(s: _Session, cmd: Command) -> str:
+    args = _args(cmd, 1, "AUTHENTICATE PLAIN [initial-response]", at_least=True)
+    if len(args) > 2:
+        raise ImapSyntaxError("usage: AUTHENTICATE PLAIN [initial-response]")
+    mechanism = astring(args[0], "the SASL mechanism").upper()
+    if mechanism != "PLAIN":
+        raise _no(f"[CANNOT] unsupported SASL mechanism {mechanism}: only PLAIN is offered")
+    _check_login_allowed(s)
+    if len(args) == 2:
+        response = astring(args[1], "the initial response")
+        response = "" if response == "=" else response
+    else:
+        s.send(b"+ ")
+        await s.flush()
+        line = await s.readline()
+        s.record.client(line.rstrip(b"\r\n").decode("ascii", "replace"), secret=True)
+        response = line.strip().decode("ascii", "replace")
+        if response == "*":
+            raise _bad("AUTHENTICATE cancelled by the client")
+    try:
+        authzid, user, password = decode_sasl_plain(response)
+    except ValueError as exc:
+        raise _bad(f"AUTHENTICATE PLAIN: {exc}") from None
+    if authzid and authzid != user:
+        s.record.failed_logins += 1
+        raise _no(f"[AUTHORIZATIONFAILED] {user!r} may not act as {authzid!r}")
+    if not check_credentials(s.server.auth, user, password):
+        raise _fail_login(s, user)
+    s.login(user, "PLAIN")
+    return f"[CAPABILITY {s.capabilities()}] logged in as {user}"
+
+
+@_command("SELECT", "EXAMINE")
+async def _select(s: _Session, cmd: Command) -> str:
+    (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
+    name = _mailbox_arg(name_v)
+    s.deselect()
+    folder = s.lookup(name)
+    readonly = cmd.name == "EXAMINE"
+    s.select(folder, readonly)
+    messages = folder.messages
+    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
+    flag_list = _SELECTABLE_FLAGS[:-1] + b"".join(b" " + k.encode() for k in keywords) + b")"
+    s.send(b"* FLAGS " + flag_list)
+    if readonly:
+        s.send(b"* OK [PERMANENTFLAGS ()] read-only mailbox")
+    else:
+        s.send(b"* OK [PERMANENTFLAGS " + flag_list[:-1] + b" \\*)] flags permitted")
+    s.send(b"* %d EXISTS" % len(s.view))
+    s.send(b"* %d RECENT" % len(s.recent))
+    for seq, m in enumerate(messages, 1):
+        if "\\Seen" not in m.flags:
+            s.send(b"* OK [UNSEEN %d] first unseen message" % seq)
+            break
+    s.send(b"* OK [UIDVALIDITY %d] UIDs valid" % folder.uidvalidity)
+    s.send(b"* OK [UIDNEXT %d] predicted next UID" % folder.uidnext)
+    return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
+
+
+@_command("CREATE")
+async def _create(s: _Session, cmd: Command) -> str:
+    (name_v,) = _args(cmd, 1, "CREATE mailbox")
+    name = _mailbox_arg(name_v)
+    assert s.maildrop is not None
+    if name in s.maildrop:
+        raise _no(f"[ALREADYEXISTS] mailbox {name!r} already exists")
+    try:
+        s.maildrop.create(name)
+    except ValueError as exc:
+        raise _no(f"[CANNOT] {exc}") from None
+    return "CREATE completed"
+
+
+@_command("DELETE")
+async def _delete(s: _Session, cmd: Command) -> str:
+    (name_v,) = _args(cmd, 1, "DELETE mailbox")
+    name = _mailbox_arg(name_v)
+    assert s.maildrop is not None
+    if name == "INBOX":
+        raise _no("[CANNOT] INBOX cannot be deleted")
+    folder = s.lookup(name)
+    if s.folder is folder:
+        s.deselect()
+    s.maildrop.delete(name)
+    return "DELETE completed"
+
+
+@_command("RENAME")
+async def _rename(s: _Session, cmd: Command) -> str:
+    old_v, new_v = _args(cmd, 2, "RENAME old-name new-name")
+    old, new = _mailbox_arg(old_v), _mailbox_arg(new_v, "new mailbox name")
+    assert s.maildrop is not None
+    s.lookup(old)
+    if new in s.maildrop:
+        raise _no(f"[ALREADYEXISTS] mailbox {new!r} already exists")
+    try:
+        s.maildrop.rename(old, new)
+    except ValueError as exc:
+        raise _no(f"[CANNOT] {exc}") from None
+    return "RENAME completed"
+
+
+@_command("SUBSCRIBE", "UNSUBSCRIBE")
+async def _subscribe(s: _Session, cmd: Command) -> str:
+    (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
+    folder = s.lookup(_mailbox_arg(name_v))
+    folder.subscribed = cmd.name == "SUBSCRIBE"
+    return f"{cmd.name} completed"
+
+
+@_command("LIST", "LSUB")
+async def _list(s: _Session, cmd: Command) -> str:
+    ref_v, pattern_v = _args(cmd, 2, f"{cmd.name} reference pattern")
+    reference = decode_mailbox(astring(ref_v, "the reference name"))
+    pattern = decode_mailbox(astring(pattern_v, "the mailbox pattern"))
+    delim = quote(_DELIM)
+    if not pattern and cmd.name == "LIST":
+        s.send(b"* LIST (\\Noselect) " + delim + b' ""')
+        return "LIST completed"
+    assert s.maildrop is not None
+    folders = s.maildrop.folders
+    names = [n for n, f in folders.items() if cmd.name == "LIST" or f.subscribed]
+    existing = set(folders)
+    implied: list[str] = []
+    for name in names:
+        pieces = name.split(_DELIM)
+        for i in range(1, len(pieces)):
+            parent = _DELIM.join(pieces[:i])
+            if parent and parent not in existing and parent not in implied:
+                implied.append(parent)
+    full = reference + pattern if not pattern.startswith(_DELIM) else pattern
+    regex = _list_regex(full)
+    inbox_regex = re.compile(regex.pattern, re.IGNORECASE | re.DOTALL)
+    for name in [*names, *implied]:
+        match = inbox_regex if name == "INBOX" else regex
+        if not match.match(name):
+            continue
+        attrs: list[str] = []
+        if name in implied:
+            attrs.append("\\Noselect")
+        if cmd.name == "LIST":
+            prefix = name + _DELIM
+            has_children = any(other.startswith(prefix) for other in existing)
+            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+        line = b"* %s (%s) %s %s" % (
+            cmd.name.encode(),
+            " ".join(attrs).encode(),
+            delim,
+            _wire_name(name),
+        )
+        s.send(line)
+    return f"{cmd.name} completed"
+
+
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+
+
+@_command("STATUS")
+async def _status(s: _Session, cmd: Command) -> str:
+    name_v, items_v = _args(cmd, 2, "STATUS mailbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
+    name = _mailbox_arg(name_v)
+    items = items_v if isinstance(items_v, list) else [items_v]
+    wanted: list[str] = []
+    for item in items:
+        text = astring(item, "a STATUS item").upper()
+        if text not in _STATUS_ITEMS:
+            raise _bad(f"STATUS: unknown item {text!r}; known items: {', '.join(_STATUS_ITEMS)}")
+        wanted.append(text)
+    folder = s.lookup(name)
+    messages = folder.messages
+    values = {
+        "MESSAGES": len(messages),
+        "RECENT": sum(
+            1 for m in messages if m.recent or (s.folder is folder and m.uid in s.recent)
+        ),
+        "UIDNEXT": folder.uidnext,
+        "UIDVALIDITY": folder.uidvalidity,
+        "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
+    }
+    body = " ".join(f"{k} {values[k]}" for k in wanted)
+    s.send(b"* STATUS " + _wire_name(folder.name) + b" (" + body.encode() + b")")
+    return "STATUS completed"
+
+
+def _parse_flags(values: Iterable[Value], what: str) -> list[str]:
+    flags: list[str] = []
+    for value in values:
+        if isinstance(value, list):
+            raise ImapSyntaxError(f"{what}: flags must be atoms such as \\Seen, not a nested list")
+        text = astring(value, what)
+        if text.lower() == "\\recent":
+            continue  # set by the server only; clients may still send it
+        try:
+            flags.append(normalize_flag(text))
+        except ValueError as exc:
+            raise ImapSyntaxError(f"{what}: {exc}") from None
+    return flags
+
+
+@_command("APPEND")
+async def _append(s: _Session, cmd: Command) -> str:
+    args = _args(cmd, 2, "APPEND mailbox [(flags)] [date-time] {literal}", at_least=True)
+    if len(args) > 4:
+        raise ImapSyntaxError("usage: APPEND mailbox [(flags)] [date-time] {literal}")
+    name = _mailbox_arg(args[0])
+    message = args[-1]
+    if not isinstance(message, bytes):
+        raise ImapSyntaxError("APPEND: the message must be a literal such as {310}")
+    flags: list[str] = []
+    internal_date = None
+    for extra in args[1:-1]:
+        if isinstance(extra, list):
+            flags = _parse_flags(extra, "APPEND flags")
+        else:
+            internal_date = parse_date_time(astring(extra, "the APPEND date-time"))
+    assert s.maildrop is not None
+    try:
+        folder = s.maildrop.folder(name)
+    except FolderNotFound:
+        raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
+    stored = folder.append(message, flags, internal_date)
+    return f"[APPENDUID {folder.uidvalidity} {stored.uid}] APPEND completed"
+
+
+@_command("IDLE")
+async def _idle(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, "IDLE")
+    s.wake = asyncio.Event()
+    s.send(b"+ idling")
+    read = asyncio.ensure_future(s.readline())
+    try:
+        while True:
+            s.wake.clear()
+            if s.state == "selected":
+                s.report_changes()
+            await s.flush()
+            waiter = asyncio.ensure_future(s.wake.wait())
+            done, _ = await asyncio.wait({read, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if read in done:
+                waiter.cancel()
+                break
+    finally:
+        s.wake = None
+        if not read.done():
+            read.cancel()
+    line = read.result()  # _Disconnect propagates: the client went away while idling
+    s.record.client(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+    if line.strip().upper() != b"DONE":
+        raise _bad(f"IDLE: expected DONE, got {line.strip()[:50]!r}")
+    return "IDLE terminated"
+
+
+@_command("CLOSE", "UNSELECT")
+async def _close(s: _Session, cmd: Command) -> str:
+    _args(cmd, 0, cmd.name)
+    folder = s.require_folder()
+    if cmd.name == "CLOSE" and not s.readonly:
+        folder.expunge()
+    s.deselect()
+    return f"{cmd.name} completed"
+
+
+@_command("EXPUNGE", "UID EXPUNGE")
+async def _expunge(s: _Session, cmd: Command) -> str:
+    folder = s.require_writable("EXPUNGE")
+    s.dirty = True
+    if cmd.name == "UID":
+        _, set_v = _args(cmd, 2, "UID EXPUNGE uid-set")
+        pairs = s.resolve(astring(set_v, "the UID set"), uid=True)
+        folder.expunge([uid for _, uid in pairs])
+        return "UID EXPUNGE completed"
+    _args(cmd, 0, "EXPUNGE")
+    folder.expunge()
+    return "EXPUNGE completed"
+
+
+@_command("SEARCH", "UID SEARCH")
+async def _search(s: _Session, cmd: Command) -> str:
+    uid_mode = cmd.name == "UID"
+    args = cmd.args[1:] if uid_mode else cmd.args
+    charset, predicate = parse_search(args)
+    if charset is not None and charset not in SUPPORTED_CHARSETS:
+        raise _no(f"[BADCHARSET ({' '.join(SUPPORTED_CHARSETS)})] unsupported charset {charset}")
+    folder = s.require_folder()
+    max_seq = len(s.view)
+    max_uid = s.view[-1] if s.view else 0
+    hits: list[int] = []
+    for seq, uid in enumerate(s.view, 1):
+        message = folder.get(uid)
+        if message is None:
+            continue
+        ctx = SearchContext(message, seq, max_seq, max_uid, uid in s.recent, s._parts.get(uid))
+        if predicate(ctx):
+            hits.append(uid if uid_mode else seq)
+    s.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits))
+    return f"{'UID ' if uid_mode else ''}SEARCH completed"
+
+
+@_command("FETCH", "UID FETCH")
+async def _fetch(s: _Session, cmd: Command) -> str:
+    uid_mode = cmd.name == "UID"
+    args = cmd.args[1:] if uid_mode else cmd.args
+    if len(args) != 2:
+        raise ImapSyntaxError(f"usage: {'UID ' if uid_mode else ''}FETCH set (items)")
+    set_text = astring(args[0], "the sequence set")
+    items = _parse_fetch_items(args[1])
+    if uid_mode and not any(i.name == "UID" for i in items):
+        items.insert(0, _FetchItem("UID"))
+    folder = s.require_folder()
+    sets_seen = not s.readonly and any(i.sets_seen for i in items)
+    wants_flags = any(i.name == "FLAGS" for i in items)
+    needs_part = any(i.needs_part for i in items)
+    for seq, uid in s.resolve(set_text, uid_mode):
+        message = folder.get(uid)
+        if message is None:
+            continue  # expunged by another session; the EXPUNGE follows later
+        add_flags = False
+        if sets_seen and "\\Seen" not in message.flags:
+            folder.set_flags(uid, ["\\Seen"], "add")
+            add_flags = not wants_flags
+        part = s.part(message) if needs_part else None
+        out = [_fetch_item(s, item, message, part) for item in items]
+        if add_flags or wants_flags:
+            s.known_flags[uid] = message.flags
+        if add_flags:
+            out.append(b"FLAGS " + s.flags_bytes(message))
+        s.send(b"* %d FETCH (" % seq + b" ".join(out) + b")")
+        if len(s._out) > 1 << 18:
+            await s.flush()
+    return f"{'UID ' if uid_mode else ''}FETCH completed"
+
+
+def _fetch_item(s: _Session, item: _FetchItem, m: StoredMessage, part: Part | None) -> bytes:
+    name = item.name
+    if name == "FLAGS":
+        return b"FLAGS " + s.flags_bytes(m)
+    if name == "UID":
+        return b"UID %d" % m.uid
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + format_internal_date(m.internal_date)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % m.size
+    if name == "RFC822":
+        return b"RFC822 " + _literal(m.raw)
+    assert part is not None or name in ("RFC822.HEADER", "RFC822.TEXT")
+    if name in ("RFC822.HEADER", "RFC822.TEXT"):
+        part = part or s.part(m)
+        data = part.header if name == "RFC822.HEADER" else part.body
+        return name.encode() + b" " + _literal(data)
+    assert part is not None
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + part.envelope()
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + part.bodystructure(extensible=True)
+    if name == "BODY" and item.section is None:
+        return b"BODY " + part.bodystructure(extensible=False)
+    assert item.section is not None
+    data = _section_bytes(part, item.section) or b""
+    label = b"BODY[" + item.section.label.encode("utf-8", "replace") + b"]"
+    if item.partial is not None:
+        origin, length = item.partial
+        data = data[origin : origin + length]
+        label += b"<%d>" % origin
+    return label + b" " + _literal(data)
+
+
+@_command("STORE", "UID STORE")
+async def _store(s: _Session, cmd: Command) -> str:
+    uid_mode = cmd.name == "UID"
+    args = cmd.args[1:] if uid_mode else cmd.args
+    if len(args) < 3:
+        raise ImapSyntaxError(
+            f"usage: {'UID ' if uid_mode else ''}STORE set (+|-)FLAGS[.SILENT] (flags)"
+        )
+    set_text = astring(args[0], "the sequence set")
+    action = astring(args[1], "the STORE item").upper()
+    match = re.fullmatch(r"([+-]?)FLAGS(\.SILENT)?", action)
+    if match is None:
+        raise ImapSyntaxError(
+            f"STORE: unknown item {action!r}; expected FLAGS, +FLAGS or -FLAGS (with .SILENT)"
+        )
+    raw_flags: list[Value] = []
+    for value in args[2:]:
+        raw_flags.extend(value if isinstance(value, list) else [value])
+    flags = _parse_flags(raw_flags, "STORE flags")
+    mode: Literal["set", "add", "remove"] = "set"
+    if match.group(1) == "+":
+        mode = "add"
+    elif match.group(1) == "-":
+        mode = "remove"
+    silent = match.group(2) is not None
+    folder = s.require_writable("STORE")
+    for seq, uid in s.resolve(set_text, uid_mode):
+        message = folder.get(uid)
+        if message is None:
+            continue
+        try:
+            folder.set_flags(uid, flags, mode)
+        except KeyError:
+            continue  # expunged meanwhile
+        s.known_flags[uid] = message.flags
+        if not silent:
+            uid_part = b" UID %d" % uid if uid_mode else b""
+            s.send(b"* %d FETCH (FLAGS %s%s)" % (seq, s.flags_bytes(message), uid_part))
+    return f"{'UID ' if uid_mode else ''}STORE completed"
+
+
+@_command("COPY", "UID COPY", "MOVE", "UID MOVE")
+async def _copy(s: _Session, cmd: Command) -> str:
+    uid_mode = cmd.name == "UID"
+    verb = astring(cmd.args[0], "the UID command").upper() if uid_mode else cmd.name
+    args = cmd.args[1:] if uid_mode else cmd.args
+    if len(args) != 2:
+        raise ImapSyntaxError(f"usage: {'UID ' if uid_mode else ''}{verb} set mailbox")
+    set_text = astring(args[0], "the sequence set")
+    name = _mailbox_arg(args[1])
+    folder = s.require_writable(verb) if verb == "MOVE" else s.require_folder()
+    assert s.maildrop is not None
+    try:
+        target = s.maildrop.folder(name)
+    except FolderNotFound:
+        raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
+    pairs = s.resolve(set_text, uid_mode)
+    source_uids: list[int] = []
+    target_uids: list[int] = []
+    with s.store.lock:
+        for _, uid in pairs:
+            message = folder.get(uid)
+            if message is None:
+                continue
+            copy = target.append(message.raw, message.flags, message.internal_date)
+            source_uids.append(uid)
+            target_uids.append(copy.uid)
+        code = ""
+        if source_uids:
+            code = (
+                f"[COPYUID {target.uidvalidity} {format_sequence(source_uids)} "
+                f"{format_sequence(target_uids)}] "
+            )
+        if verb == "MOVE" and source_uids:
+            folder.remove(source_uids)
+            s.send(f"* OK {code}moved".encode())
+            s.dirty = True
+            return f"{'UID ' if uid_mode else ''}MOVE completed"
+    return f"{code}{'UID ' if uid_mode else ''}{verb} completed"

@@ -1,0 +1,3 @@
+"""Root conftest: enables pytester for the plugin tests."""
+
+pytest_plugins = ["pytester"]

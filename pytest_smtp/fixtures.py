@@ -1,0 +1,293 @@
+"""The fixtures: wiring and per-test reset only; everything else lives in the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+from .smtp.options import OptionError, ServerOptions
+from .smtp.server import SMTPServer
+from .smtp.tls import TestCA, default_ca
+
+if TYPE_CHECKING:
+    # Imported where used: a run that never asks for DNS or POP3/IMAP does not load them.
+    from .fakedns import FakeDNS
+    from .mail import Mailbox
+    from .plugin import SMTPConfig
+    from .retrieval.imap import IMAPServer
+    from .retrieval.pop3 import POP3Server
+
+__all__ = [
+    "SERVERS_KEY",
+    "SMTPServerFactory",
+    "smtp_dns",
+    "smtp_imap",
+    "smtp_imap_factory",
+    "smtp_mailbox",
+    "smtp_pop3",
+    "smtp_pop3_factory",
+    "smtp_server",
+    "smtp_server_factory",
+    "smtp_tls",
+]
+
+#: Servers a test used, for the "Captured smtp" report section.
+SERVERS_KEY = pytest.StashKey[list[Any]]()
+
+
+class SMTPServerFactory(Protocol):
+    """``smtp_server_factory(**options) -> SMTPServer``: a new, started server for this test."""
+
+    def __call__(self, **options: Any) -> SMTPServer: ...
+
+
+class _Session:
+    """Session-wide state: one server per option set, stopped at the end of the session."""
+
+    def __init__(self, config: SMTPConfig) -> None:
+        self.config = config
+        self.servers: dict[ServerOptions, SMTPServer] = {}
+
+    def server(self, options: ServerOptions) -> SMTPServer:
+        server = self.servers.get(options)
+        if server is None or not server.running:
+            server = SMTPServer(options=options).start()
+            self.servers[options] = server
+        return server
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+
+
+def _config(request: pytest.FixtureRequest) -> SMTPConfig:
+    from .plugin import CONFIG_KEY
+
+    return request.config.stash[CONFIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def _smtp_session(request: pytest.FixtureRequest) -> Iterator[_Session]:
+    session = _Session(_config(request))
+    yield session
+    session.close()
+
+
+def _marker_options(request: pytest.FixtureRequest, base: ServerOptions) -> ServerOptions:
+    marker = request.node.get_closest_marker("smtp")
+    if marker is None:
+        return base
+    if marker.args:
+        raise pytest.UsageError(
+            f"@pytest.mark.smtp takes keyword options only (got {marker.args!r}); "
+            f"valid options: {', '.join(ServerOptions.names())}"
+        )
+    try:
+        return ServerOptions.build(base, **marker.kwargs)
+    except OptionError as exc:
+        raise pytest.UsageError(f"@pytest.mark.smtp: {exc}") from None
+
+
+def _register(request: pytest.FixtureRequest, server: Any) -> None:
+    request.node.stash.setdefault(SERVERS_KEY, []).append(server)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe_name(nodeid: str) -> str:
+    name = _UNSAFE.sub("_", nodeid).strip("._") or "test"
+    if len(name) > 120:
+        digest = hashlib.sha1(nodeid.encode()).hexdigest()[:10]
+        name = f"{name[:100]}-{digest}"
+    return name
+
+
+def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
+    """Teardown checks shared by smtp_server and the factory: save mail, fail on engine errors."""
+    cfg = _config(request)
+    if cfg.save_dir:
+        folder = Path(cfg.save_dir) / _safe_name(request.node.nodeid)
+        messages = list(server.mailbox)
+        if messages:
+            folder.mkdir(parents=True, exist_ok=True)
+            for index, message in enumerate(messages, 1):
+                (folder / f"{server.port}-{index:04d}.eml").write_bytes(message.as_eml())
+    errors = list(server.errors) + list(server.mailbox.listener_errors)
+    if errors:
+        pytest.fail(
+            f"{server!r} had {len(errors)} internal error(s) during the test:\n\n"
+            + "\n".join(errors),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def smtp_server(request: pytest.FixtureRequest, _smtp_session: _Session) -> Iterator[SMTPServer]:
+    """A running :class:`~pytest_smtp.SMTPServer`, reset for this test.
+
+    One server per option set per session (per xdist worker): cheap. ``@pytest.mark.smtp(...)``
+    picks the options; ``@pytest.mark.smtp_fault(...)`` adds fault rules for the test. The
+    test fails at teardown if the server hit an internal error.
+    """
+    cfg = _smtp_session.config
+    server = _smtp_session.server(_marker_options(request, cfg.base_options))
+    server.reset()
+    server.mailbox.default_timeout = cfg.wait_timeout
+    server.transactions.default_timeout = cfg.wait_timeout
+    server.faults.seed = cfg.seed
+    for marker in reversed(list(request.node.iter_markers("smtp_fault"))):
+        try:
+            server.faults.from_marker(*marker.args, **marker.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"@pytest.mark.smtp_fault{marker.args!r}: {exc}") from None
+    _register(request, server)
+    yield server
+    try:
+        _finish(request, server)
+    finally:
+        server.faults.clear()
+
+
+@pytest.fixture
+def smtp_mailbox(smtp_server: SMTPServer) -> Mailbox:
+    """``smtp_server.mailbox``: every message the server accepted during this test."""
+    return smtp_server.mailbox
+
+
+@pytest.fixture
+def smtp_server_factory(
+    request: pytest.FixtureRequest, _smtp_session: _Session
+) -> Iterator[SMTPServerFactory]:
+    """``factory(**options) -> SMTPServer``: a new started server, stopped after the test."""
+    cfg = _smtp_session.config
+    made: list[SMTPServer] = []
+
+    def factory(**options: Any) -> SMTPServer:
+        server = SMTPServer(options=ServerOptions.build(cfg.base_options, **options))
+        server.mailbox.default_timeout = cfg.wait_timeout
+        server.transactions.default_timeout = cfg.wait_timeout
+        server.faults.seed = cfg.seed
+        server.start()
+        made.append(server)
+        _register(request, server)
+        return server
+
+    yield factory
+    try:
+        for server in made:
+            _finish(request, server)
+    finally:
+        for server in made:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_tls() -> TestCA:
+    """The session's test CA: ``.ca_file``, ``.client_context()``, ``.server_context(host)``."""
+    return default_ca()
+
+
+@pytest.fixture(scope="session")
+def _smtp_dns_server() -> Iterator[FakeDNS]:
+    from .fakedns import FakeDNS
+
+    with FakeDNS() as dns:
+        yield dns
+
+
+@pytest.fixture
+def smtp_dns(_smtp_dns_server: FakeDNS) -> Iterator[FakeDNS]:
+    """A :class:`~pytest_smtp.fakedns.FakeDNS` with empty zones, patched into dnspython and
+    ``socket.getaddrinfo`` (fake names only) for this test, restored afterwards."""
+    _smtp_dns_server.reset()
+    with _smtp_dns_server.patch():
+        yield _smtp_dns_server
+
+
+_Retrieval = Callable[..., Any]
+
+
+def _retrieval_factory(
+    request: pytest.FixtureRequest, cls: type[Any], default_store: Any
+) -> Iterator[Callable[..., Any]]:
+    made: list[Any] = []
+
+    def factory(**options: Any) -> Any:
+        options.setdefault("store", default_store)
+        options.setdefault("auth", "any")
+        server = cls(**options).start()
+        made.append(server)
+        _register(request, server)
+        return server
+
+    yield factory
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _smtp_retrieval_servers() -> Iterator[dict[Any, Any]]:
+    servers: dict[Any, Any] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def _shared_retrieval(
+    request: pytest.FixtureRequest, servers: dict[Any, Any], cls: type[Any], smtp_server: SMTPServer
+) -> Any:
+    key = (cls, id(smtp_server.store))
+    server = servers.get(key)
+    if server is None or not server.running:
+        server = cls(store=smtp_server.store, auth="any").start()
+        servers[key] = server
+    server.reset()
+    _register(request, server)
+    return server
+
+
+@pytest.fixture
+def smtp_pop3(
+    request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
+) -> POP3Server:
+    """A POP3 server over ``smtp_server.store`` (``auth="any"``), reset for this test."""
+    from .retrieval.pop3 import POP3Server
+
+    return _shared_retrieval(request, _smtp_retrieval_servers, POP3Server, smtp_server)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def smtp_imap(
+    request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
+) -> IMAPServer:
+    """An IMAP server over ``smtp_server.store`` (``auth="any"``), reset for this test."""
+    from .retrieval.imap import IMAPServer
+
+    return _shared_retrieval(request, _smtp_retrieval_servers, IMAPServer, smtp_server)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def smtp_pop3_factory(
+    request: pytest.FixtureRequest, smtp_server: SMTPServer
+) -> Iterator[_Retrieval]:
+    """``factory(**options) -> POP3Server`` over ``smtp_server.store``, ``auth="any"``."""
+    from .retrieval.pop3 import POP3Server
+
+    yield from _retrieval_factory(request, POP3Server, smtp_server.store)
+
+
+@pytest.fixture
+def smtp_imap_factory(
+    request: pytest.FixtureRequest, smtp_server: SMTPServer
+) -> Iterator[_Retrieval]:
+    """``factory(**options) -> IMAPServer`` over ``smtp_server.store``, ``auth="any"``."""
+    from .retrieval.imap import IMAPServer
+
+    yield from _retrieval_factory(request, IMAPServer, smtp_server.store)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One entry point for humans and CI. On a fresh machine it installs everything it needs.
+#   ./run.sh examples   the example suite (docs/examples): the plugin at work
+#   ./run.sh tests      the full test suite (what CI runs)
+#   ./run.sh lint       ruff + mypy --strict
+#   ./run.sh tox        engine and teardown tests on Python 3.10-3.13
+#   ./run.sh bench      the benchmarks against the peers (prints figures)
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+
+debian_tools() {
+  # Tools the tests drive as independent clients/servers; a test that needs one fails
+  # (never skips) under CI when it is missing.
+  local want=()
+  command -v swaks >/dev/null 2>&1 || want+=(swaks)
+  command -v dig >/dev/null 2>&1 || want+=(dnsutils)
+  if [ ${#want[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
+    else
+      echo "run.sh: please install ${want[*]} (Debian packages) for the external-tool tests" >&2
+    fi
+  fi
+}
+
+setup() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  if ! "$PY" -c "import pytest_smtp, xdist, pytest_timeout, mypy, ruff" >/dev/null 2>&1 \
+     || [ pyproject.toml -nt "$VENV/.installed" ]; then
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -e '.[test,lint]'
+    touch "$VENV/.installed"
+  fi
+  debian_tools
+}
+
+cmd=${1:-tests}
+shift || true
+case "$cmd" in
+  examples) setup; exec "$PY" -m pytest docs/examples -p no:cacheprovider "$@" ;;
+  tests)    setup; exec "$PY" -m pytest -n 2 "$@" ;;
+  lint)     setup
+            "$VENV/bin/ruff" check .
+            "$VENV/bin/ruff" format --check .
+            "$VENV/bin/mypy" ;;
+  tox)      setup
+            "$PY" -m pip install -q tox
+            exec "$PY" -m tox -p 2 "$@" ;;
+  bench)    setup
+            "$PY" -m pip install -q -e '.[bench]'
+            exec "$PY" bench/run_all.py "$@" ;;
+  *) echo "usage: ./run.sh examples|tests|lint|tox|bench" >&2; exit 2 ;;
+esac

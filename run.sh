@@ -50,6 +50,14 @@ case "$cmd" in
             "$VENV/bin/mypy" ;;
   tox)      setup
             "$PY" -m pip install -q tox
+            # Make python3.10 ... python3.13 findable (pyenv keeps them under versions/).
+            root=${PYENV_ROOT:-$HOME/.pyenv}
+            for v in 3.13 3.12 3.11 3.10; do
+              for d in "$root"/versions/$v.*/bin; do
+                [ -x "$d/python$v" ] && PATH="$d:$PATH"
+              done
+            done
+            export PATH
             exec "$PY" -m tox -p 2 "$@" ;;
   bench)    setup
             "$PY" -m pip install -q -e '.[bench]'

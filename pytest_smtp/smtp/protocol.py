@@ -248,14 +248,10 @@ class SMTPConnection(asyncio.Protocol):
     async def _greet(self) -> bool:
         verdict = await self._fault("connect")
         if verdict is not None:
-            if not await self._apply_verdict(verdict, command="connect"):
-                return False
+            await self._apply_verdict(verdict, command="connect")
             if verdict.reply is not None:
-                if verdict.reply.code == 421:
-                    self._close()
-                    return False
-                if verdict.reply.code >= 400:
-                    self._no_service = True
+                await self._respond(verdict.reply)
+                self._no_service = verdict.reply.code >= 400
                 return True
         await self._reply(220, None, f"{self.options.hostname} ESMTP pytest_smtp ready")
         return True
@@ -294,9 +290,10 @@ class SMTPConnection(asyncio.Protocol):
             await self._reply(503, "5.5.1", "No SMTP service here; only QUIT")
             return True
         if self.options.require_tls and not self._tls_active and verb not in _ALLOWED_BEFORE_TLS:
-            await self._reply(530, "5.7.0", "Must issue a STARTTLS command first")
+            reply = Reply(530, "Must issue a STARTTLS command first", "5.7.0")
             if verb == "MAIL":
-                self._reject_mail(Reply(530, "Must issue a STARTTLS command first", "5.7.0"))
+                self._begin_transaction()
+            await self._respond(reply, finish="mail" if verb == "MAIL" else None)
             return True
         try:
             await handler(self, arg.strip(" "))
@@ -305,8 +302,9 @@ class SMTPConnection(asyncio.Protocol):
         except Exception:
             error = self.server._record_error(f"SMTP {verb} handler raised")
             self.lines.append(f"!: {error}")
-            reply = await self._reply(451, "4.3.0", "Internal error, transaction reset")
+            reply = Reply(451, "Internal error, transaction reset", "4.3.0")
             self._abort_transaction("deferred", reply, error=error)
+            await self._send_reply(reply)
         return True
 
     # -- fault hook ------------------------------------------------------------------------
@@ -320,8 +318,8 @@ class SMTPConnection(asyncio.Protocol):
                     return verdict
         return None
 
-    async def _apply_verdict(self, verdict: Verdict, *, command: str) -> bool:
-        """Carry out delay/hang/disconnect; send the reply if any. False: connection is gone."""
+    async def _apply_verdict(self, verdict: Verdict, *, command: str) -> None:
+        """Carry out delay, hang and disconnect; the caller records and sends any reply."""
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
         if verdict.hang:
@@ -332,14 +330,20 @@ class SMTPConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             raise _Disconnected()
-        if verdict.reply is not None:
-            await self._send_reply(verdict.reply)
-            if verdict.reply.code == 421:
-                # 421 means the service is closing the channel (RFC 5321 §3.8).
-                self._abort_transaction("deferred", verdict.reply)
-                self._close()
-                raise _Disconnected()
-        return True
+
+    async def _respond(self, reply: Reply, *, finish: str | None = None) -> Reply:
+        """Send a reply that may end the transaction: with ``finish`` (the stage), the
+        transaction is recorded *before* the reply is written, so a client that has seen the
+        reply always finds the record. A 421 closes the channel (RFC 5321 §3.8)."""
+        if finish is not None:
+            self._finish(_outcome_for(reply), finish, reply)
+        if reply.code == 421:
+            self._abort_transaction("deferred", reply)
+        await self._send_reply(reply)
+        if reply.code == 421:
+            self._close()
+            raise _Disconnected()
+        return reply
 
     # -- session state ---------------------------------------------------------------------
     def _note_tls(self, mode: str) -> None:
@@ -381,11 +385,6 @@ class SMTPConnection(asyncio.Protocol):
         txn.finish(outcome, stage, reply, message=message, error=error)  # type: ignore[arg-type]
         self.server._record_transaction(txn)
 
-    def _reject_mail(self, reply: Reply) -> None:
-        """A MAIL command that failed before a transaction could start: record it anyway."""
-        self._begin_transaction()
-        self._finish(_outcome_for(reply), "mail", reply)
-
     def _abort_transaction(
         self, outcome: str, reply: Reply | None, error: str | None = None
     ) -> None:
@@ -410,6 +409,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command=verb)
             if verdict.reply is not None:
+                await self._respond(verdict.reply)
                 return
         assert self.session is not None
         self._abort_transaction("aborted", None)
@@ -451,7 +451,10 @@ class SMTPConnection(asyncio.Protocol):
         elif arg[:5].upper() != "FROM:":
             failure = (501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]")
         if failure is not None:
-            self._reject_mail(await self._reply(*failure))
+            # A MAIL that fails before a transaction starts is still a recorded attempt.
+            self._begin_transaction()
+            code, enhanced, text = failure
+            await self._respond(Reply(code, text, enhanced), finish="mail")
             return
         txn = self._begin_transaction()
         try:
@@ -461,9 +464,7 @@ class SMTPConnection(asyncio.Protocol):
                 raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
             self._check_mail_params(params, path.address)
         except EnvelopeSyntaxError as exc:
-            self._finish(
-                _outcome_for(exc.code), "mail", await self._reply(exc.code, exc.enhanced, exc.text)
-            )
+            await self._respond(Reply(exc.code, exc.text, exc.enhanced), finish="mail")
             return
         txn.mail_from = path.address
         txn.mail_options = [k if v is None else f"{k}={v}" for k, v in params]
@@ -471,8 +472,8 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="MAIL")
             if verdict.reply is not None:
-                if verdict.reply.code >= 400:
-                    self._finish(_outcome_for(verdict.reply), "mail", verdict.reply)
+                failed = verdict.reply.code >= 400
+                await self._respond(verdict.reply, finish="mail" if failed else None)
                 return
         txn.stage = "rcpt"
         await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
@@ -530,22 +531,26 @@ class SMTPConnection(asyncio.Protocol):
                 raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
             _check_rcpt_params(params)
         except EnvelopeSyntaxError as exc:
-            reply = await self._reply(exc.code, exc.enhanced, exc.text)
+            reply = Reply(exc.code, exc.text, exc.enhanced)
             txn.recipients.append(RecipientResult(address, [], reply))
+            await self._respond(reply)
             return
         options = [k if v is None else f"{k}={v}" for k, v in params]
         if len(txn.rcpt_tos) >= self.options.max_recipients:
-            reply = await self._reply(452, "4.5.3", "Too many recipients")
+            reply = Reply(452, "Too many recipients", "4.5.3")
             txn.recipients.append(RecipientResult(address, options, reply))
+            await self._respond(reply)
             return
         verdict = await self._fault("rcpt", address=address)
         if verdict is not None:
             await self._apply_verdict(verdict, command="RCPT")
             if verdict.reply is not None:
                 txn.recipients.append(RecipientResult(address, options, verdict.reply))
+                await self._respond(verdict.reply)
                 return
-        reply = await self._reply(250, "2.1.5", f"Recipient <{address}> OK")
+        reply = Reply(250, f"Recipient <{address}> OK", "2.1.5")
         txn.recipients.append(RecipientResult(address, options, reply))
+        await self._send_reply(reply)
 
     async def smtp_data(self, arg: str) -> None:
         txn = self.txn
@@ -557,9 +562,7 @@ class SMTPConnection(asyncio.Protocol):
             return
         if not txn.rcpt_tos:
             if txn.recipients:
-                self._finish(
-                    "rejected", "data", await self._reply(554, "5.5.1", "No valid recipients")
-                )
+                await self._respond(Reply(554, "No valid recipients", "5.5.1"), finish="data")
             else:
                 await self._reply(503, "5.5.1", "Need RCPT command first")
             return
@@ -568,8 +571,8 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="DATA")
             if verdict.reply is not None:
-                if verdict.reply.code >= 400:
-                    self._finish(_outcome_for(verdict.reply), "data", verdict.reply)
+                failed = verdict.reply.code >= 400
+                await self._respond(verdict.reply, finish="data" if failed else None)
                 return
         await self._reply(354, None, "End data with <CR><LF>.<CR><LF>")
         disconnect_after = verdict.disconnect_after if verdict is not None else None
@@ -578,21 +581,16 @@ class SMTPConnection(asyncio.Protocol):
         txn.stage = "eod"
         if too_big:
             limit = self.options.max_size
-            self._finish(
-                "rejected",
-                "eod",
-                await self._reply(552, "5.3.4", f"Message exceeds fixed limit of {limit} octets"),
-            )
+            reply = Reply(552, f"Message exceeds fixed limit of {limit} octets", "5.3.4")
+            await self._respond(reply, finish="eod")
             return
         defects = _line_defects(body)
         self._log(
             "C", f"<message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
         )
         if defects and self.options.strict_line_endings and any("bare" in d for d in defects):
-            reply = await self._reply(
-                550, "5.5.2", "Bare CR or LF in message data (RFC 5321 section 2.3.8)"
-            )
-            self._finish("rejected", "eod", reply)
+            reply = Reply(550, "Bare CR or LF in message data (RFC 5321 section 2.3.8)", "5.5.2")
+            await self._respond(reply, finish="eod")
             return
         declared = {o.upper() for o in txn.mail_options}
         if not body.isascii() and not declared & {"BODY=8BITMIME", "SMTPUTF8"}:
@@ -614,7 +612,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="end of data")
             if verdict.reply is not None:
-                self._finish(_outcome_for(verdict.reply), "eod", verdict.reply)
+                await self._respond(verdict.reply, finish="eod")
                 return
             if verdict.drop:
                 reply = Reply(250, f"OK: queued as {txn.id} (dropped)", "2.0.0")
@@ -689,7 +687,9 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="QUIT")
         self._abort_transaction("aborted", None)
-        if verdict is None or verdict.reply is None:
+        if verdict is not None and verdict.reply is not None:
+            await self._respond(verdict.reply)
+        else:
             await self._reply(221, "2.0.0", f"{self.options.hostname} closing connection")
         self._close()
         raise _Disconnected()
@@ -720,6 +720,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="STARTTLS")
             if verdict.reply is not None:
+                await self._respond(verdict.reply)
                 return
         await self._reply(220, "2.0.0", "Ready to start TLS")
         # CVE-2024-34083 and RFC 3207 §4.2: anything pipelined after STARTTLS in the clear is
@@ -785,6 +786,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="AUTH")
             if verdict.reply is not None:
+                await self._respond(verdict.reply)
                 return
 
         async def challenge(data: bytes) -> bytes:

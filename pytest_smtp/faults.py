@@ -327,9 +327,7 @@ class FaultSet:
         **matchers: Any,
     ) -> Rule:
         """A permanent failure (5xx; the stage's usual code by default, e.g. 550 5.1.1 at rcpt)."""
-        code = code or _DEFAULTS[_check_stage(stage)][0][0]
-        if not 500 <= code <= 599:
-            raise ValueError(f"reject() needs a 5xx code, not {code}; use defer() for 4xx")
+        code = self._class_code(stage, code, permanent=True)
         return self.reply(stage, code, message, enhanced=enhanced, **matchers)
 
     def defer(
@@ -342,10 +340,18 @@ class FaultSet:
         **matchers: Any,
     ) -> Rule:
         """A transient failure (4xx; e.g. 451 4.7.1 greylisting at rcpt by default)."""
-        code = code or _DEFAULTS[_check_stage(stage)][1][0]
-        if not 400 <= code <= 499:
-            raise ValueError(f"defer() needs a 4xx code, not {code}; use reject() for 5xx")
+        code = self._class_code(stage, code, permanent=False)
         return self.reply(stage, code, message, enhanced=enhanced, **matchers)
+
+    @staticmethod
+    def _class_code(stage: str, code: int, *, permanent: bool) -> int:
+        """``code``, or the stage's default, checked to be of the wanted class (5xx or 4xx)."""
+        code = code or _DEFAULTS[_check_stage(stage)][0 if permanent else 1][0]
+        if code // 100 != (5 if permanent else 4):
+            wanted, other = ("5xx", "defer() for 4xx") if permanent else ("4xx", "reject() for 5xx")
+            verb = "reject" if permanent else "defer"
+            raise ValueError(f"{verb}() needs a {wanted} code, not {code}; use {other}")
+        return code
 
     def drop(self, **matchers: Any) -> Rule:
         """Answer 250 after DATA but keep the message out of the mailbox (outcome ``dropped``)."""

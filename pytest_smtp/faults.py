@@ -67,6 +67,17 @@ _DEFAULTS: dict[str, tuple[tuple[int, str, str], tuple[int, str, str]]] = {
     "quit": ((554, "5.3.0", "Error on QUIT"), (421, "4.3.0", "Closing")),
 }
 
+# Codes with a specific meaning of their own (RFC 5321 §4.2.3); any other code takes the
+# stage's default status and text for its class.
+_BY_CODE: dict[int, tuple[int, str, str]] = {
+    421: (421, "4.3.2", "Service not available, closing transmission channel"),
+    450: (450, "4.2.1", "Mailbox unavailable, try again later"),
+    452: (452, "4.3.1", "Insufficient system storage"),
+    551: (551, "5.1.6", "User not local"),
+    552: (552, "5.2.2", "Mailbox full"),
+    553: (553, "5.1.3", "Mailbox name not allowed"),
+}
+
 
 def _check_stage(stage: str) -> str:
     if stage not in STAGES:
@@ -83,9 +94,9 @@ def default_reply(
         raise ValueError(f"a fault reply code must be 4xx or 5xx, not {code}")
     permanent, transient = _DEFAULTS[stage]
     base = permanent if code >= 500 else transient
-    if enhanced is None:
-        enhanced = base[1] if base[0] // 100 == code // 100 else f"{code // 100}.0.0"
-    return Reply(code, message if message is not None else base[2], enhanced)
+    if code != base[0] and code in _BY_CODE:
+        base = _BY_CODE[code]
+    return Reply(code, message if message is not None else base[2], enhanced or base[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,4 +485,7 @@ class FaultSet:
         }
         if action not in actions:
             raise ValueError(f"unknown fault action {action!r}; valid: {', '.join(actions)}")
+        fixed_stage = {"drop": "eod", "throttle": "data"}.get(action)
+        if fixed_stage is not None and stage != fixed_stage:
+            raise ValueError(f"{action!r} happens at stage {fixed_stage!r}, not {stage!r}")
         return actions[action](*args, **kwargs)

@@ -74,7 +74,10 @@ def _server_option(name: str) -> Callable[[str], Any]:
 
 SETTINGS = (
     Setting(
-        "host", "IP address the servers bind to (default 127.0.0.1)", None, _server_option("host")
+        "host",
+        "IP address the SMTP servers bind to (default 127.0.0.1; keep it on loopback)",
+        None,
+        _server_option("host"),
     ),
     Setting(
         "hostname", "name the SMTP server gives in its greeting", None, _server_option("hostname")
@@ -168,6 +171,11 @@ def _resolve(config: pytest.Config) -> SMTPConfig:
         raise pytest.UsageError(f"pytest_smtp settings: {exc}") from None
     seed = values.get("seed")
     if seed is None:
+        # Under xdist the controller draws the seed and hands it to every worker, so the seed
+        # in the report header is the one the rules used.
+        workerinput = getattr(config, "workerinput", {})
+        seed = workerinput.get("smtp_seed")
+    if seed is None:
         seed = random.SystemRandom().randrange(2**32)
     return SMTPConfig(
         values=values,
@@ -192,6 +200,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "for this test, e.g. smtp_fault('rcpt', 'reject', 550, match='bob@*')",
     )
     config.stash[CONFIG_KEY] = _resolve(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: send the controller's fault seed to each worker."""
+    cfg = node.config.stash.get(CONFIG_KEY, None)
+    if cfg is not None:
+        node.workerinput["smtp_seed"] = cfg.seed
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

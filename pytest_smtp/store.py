@@ -138,7 +138,14 @@ def _normalize_folder_name(name: str) -> str:
 
 
 def _crlf(raw: bytes) -> bytes:
-    """Every line break as CRLF (the wire form POP3 and IMAP octet counts are based on)."""
+    """Every line break as CRLF (the wire form POP3 and IMAP octet counts are based on).
+
+    Already-CRLF input (what SMTP delivers) is returned as is: the store then shares the bytes
+    of ``Message.raw`` instead of holding a second copy.
+    """
+    crlf = raw.count(b"\r\n")
+    if crlf == raw.count(b"\n") == raw.count(b"\r"):
+        return raw
     if b"\r" not in raw:
         return raw.replace(b"\n", b"\r\n")
     return _LINE_BREAK.sub(b"\r\n", raw)

@@ -69,6 +69,13 @@ def _parse_size(name: str, value: Any, *, allow_none: bool) -> int | None:
     return number
 
 
+def _parse_count(name: str, value: Any) -> int:
+    number = _parse_size(name, value, allow_none=False)
+    if not number:
+        raise OptionError(f"{name} must be 1 or more, not {value!r}")
+    return number
+
+
 def _parse_float(name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -197,8 +204,7 @@ class ServerOptions:
             require_auth=parse_bool("require_auth", values["require_auth"]),
             auth_require_tls=parse_bool("auth_require_tls", values["auth_require_tls"]),
             max_size=_parse_size("max_size", values["max_size"], allow_none=True) or None,
-            max_recipients=_parse_size("max_recipients", values["max_recipients"], allow_none=False)
-            or 1,
+            max_recipients=_parse_count("max_recipients", values["max_recipients"]),
             smtputf8=parse_bool("smtputf8", values["smtputf8"]),
             timeout=_parse_float("timeout", values["timeout"]),
             strict_line_endings=parse_bool("strict_line_endings", values["strict_line_endings"]),

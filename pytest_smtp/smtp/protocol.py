@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import io
 import re
 import ssl
 from datetime import datetime, timezone
@@ -72,6 +73,7 @@ class SMTPConnection(asyncio.Protocol):
         self.txn: Transaction | None = None
         self._no_service = False
         self._bad_commands = 0
+        self._hang: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,9 +112,9 @@ class SMTPConnection(asyncio.Protocol):
         if self._idle_handle is not None:
             self._idle_handle.cancel()
         self._wake()
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        for waiter in (self._drain_waiter, self._hang):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -250,7 +252,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="connect")
             if verdict.reply is not None:
-                await self._respond(verdict.reply)
+                await self._session_reply(verdict.reply, "connect")
                 self._no_service = verdict.reply.code >= 400
                 return True
         await self._reply(220, None, f"{self.options.hostname} ESMTP pytest_smtp ready")
@@ -324,7 +326,13 @@ class SMTPConnection(asyncio.Protocol):
             await asyncio.sleep(verdict.delay)
         if verdict.hang:
             self._log("!", f"hang at {command}")
-            await self.loop.create_future()  # until the client gives up or the server stops
+            # Until the client gives up (connection_lost ends it) or the server stops.
+            self._hang = self.loop.create_future()
+            try:
+                await self._hang
+            finally:
+                self._hang = None
+            raise _Disconnected()
         if verdict.disconnect:
             self._log("!", f"disconnect at {command}")
             if self.transport is not None:
@@ -344,6 +352,15 @@ class SMTPConnection(asyncio.Protocol):
             self._close()
             raise _Disconnected()
         return reply
+
+    async def _session_reply(self, reply: Reply, stage: str) -> None:
+        """A reply at a session stage (connect, ehlo, starttls, auth). A failure there is
+        recorded as a transaction of its own, so ``assert_rejected(stage="auth")`` can see it."""
+        if reply.code >= 400:
+            self._begin_transaction().stage = stage  # type: ignore[assignment]
+            await self._respond(reply, finish=stage)
+        else:
+            await self._respond(reply)
 
     # -- session state ---------------------------------------------------------------------
     def _note_tls(self, mode: str) -> None:
@@ -409,7 +426,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command=verb)
             if verdict.reply is not None:
-                await self._respond(verdict.reply)
+                await self._session_reply(verdict.reply, "ehlo")
                 return
         assert self.session is not None
         self._abort_transaction("aborted", None)
@@ -628,49 +645,59 @@ class SMTPConnection(asyncio.Protocol):
     async def _read_body(
         self, disconnect_after: int | None, throttle: float | None
     ) -> tuple[bytes, bool]:
-        """Read DATA up to CRLF.CRLF; return (unstuffed body, exceeded max_size)."""
+        """Read DATA up to CRLF.CRLF; return (unstuffed body, exceeded max_size).
+
+        Chunks go straight into one growing buffer (no list of lines, no join); only the last
+        four octets are kept aside to find a terminator split across chunks. Peak memory stays
+        near the message size; dot-unstuffing copies only when a line starts with a dot.
+        """
         limit = self.options.max_size
-        # The leading CRLF lets a terminator at the very start ("." alone) match too.
-        data = bytearray(b"\r\n")
-        searched = 0
+        body = io.BytesIO()
+        # The virtual CRLF before the first octet lets a terminator at the very start match.
+        tail = b"\r\n"
+        written = 0  # octets of the stream seen so far (stored or, past the limit, counted)
         too_big = False
-        received = 0
         while True:
-            chunk = self._take_buffer()
-            if chunk:
-                received += len(chunk)
-                if throttle:
-                    await asyncio.sleep(len(chunk) / throttle)
-                if disconnect_after is not None and received >= disconnect_after:
-                    self._log("!", f"disconnect after {received} octets of DATA")
-                    if self.transport is not None:
-                        self.transport.abort()
-                    raise _Disconnected()
-                data += chunk
-                end = data.find(b"\r\n.\r\n", max(0, searched - 4))
-                if end >= 0:
-                    rest = data[end + 5 :]
-                    if rest:
-                        self._buf[:0] = rest
-                    del data[end + 2 :]
-                    if limit and len(data) - 2 > limit:
-                        too_big = True
-                    break
-                searched = len(data)
-                if limit and len(data) > limit + 2:
-                    too_big = True
-                    # Keep only what a terminator split across chunks could need.
-                    del data[: len(data) - 4]
-                    data[:0] = b"\r\n"
-                    searched = 0
-            else:
+            chunk = bytes(self._take_buffer())
+            if not chunk:
                 await self._wait_data()
+                continue
+            if throttle:
+                await asyncio.sleep(len(chunk) / throttle)
+            if disconnect_after is not None and written + len(chunk) >= disconnect_after:
+                self._log("!", f"disconnect after {written + len(chunk)} octets of DATA")
+                if self.transport is not None:
+                    self.transport.abort()
+                raise _Disconnected()
+            # `window` starts len(tail) octets before `chunk`; one chunk-sized copy at most.
+            window = tail + chunk
+            end = window.find(b"\r\n.\r\n")
+            if end >= 0:
+                stop = written - len(tail) + end + 2  # stream offset after the body's last CRLF
+                rest = window[end + 5 :]
+                if rest:
+                    self._buf[:0] = rest  # pipelined commands after the terminator
+                if not too_big:
+                    body.write(chunk[: max(0, stop - written)])
+                    too_big = bool(limit and stop > limit)
+                break
+            if not too_big:
+                body.write(chunk)
+                if limit and written + len(chunk) > limit:
+                    too_big = True
+                    body = io.BytesIO()  # drop what was stored; keep counting to the end
+            written += len(chunk)
+            tail = window[-4:]
         if too_big:
             return b"", True
-        body = data.replace(b"\r\n.", b"\r\n")
-        del data
-        del body[:2]
-        return bytes(body), False
+        data = body.getvalue()
+        del body
+        # Dot-unstuffing (RFC 5321 §4.5.2): each copy below replaces the previous one.
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n")
+        if data.startswith(b"."):
+            data = data[1:]
+        return data, False
 
     async def smtp_rset(self, arg: str) -> None:
         if arg:
@@ -720,7 +747,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="STARTTLS")
             if verdict.reply is not None:
-                await self._respond(verdict.reply)
+                await self._session_reply(verdict.reply, "starttls")
                 return
         await self._reply(220, "2.0.0", "Ready to start TLS")
         # CVE-2024-34083 and RFC 3207 §4.2: anything pipelined after STARTTLS in the clear is
@@ -786,7 +813,7 @@ class SMTPConnection(asyncio.Protocol):
         if verdict is not None:
             await self._apply_verdict(verdict, command="AUTH")
             if verdict.reply is not None:
-                await self._respond(verdict.reply)
+                await self._session_reply(verdict.reply, "auth")
                 return
 
         async def challenge(data: bytes) -> bytes:
@@ -815,7 +842,9 @@ class SMTPConnection(asyncio.Protocol):
             await self._reply(500, "5.5.6", "Line too long")
             return
         if not outcome.success:
-            await self._reply(535, "5.7.8", "Authentication credentials invalid")
+            await self._session_reply(
+                Reply(535, "Authentication credentials invalid", "5.7.8"), "auth"
+            )
             return
         self.session.auth_mechanism = mechanism
         self.session.auth_user = outcome.user

@@ -204,6 +204,35 @@ def test_hang_until_client_timeout_and_stop_stays_bounded() -> None:
     assert not srv._tasks, "a hung session task leaked past stop()"
 
 
+def test_hang_ends_when_the_client_gives_up(server: SMTPServer) -> None:
+    server.faults.hang("rcpt")
+    with (
+        pytest.raises((socket.timeout, smtplib.SMTPServerDisconnected)),
+        smtplib.SMTP(*server.address, timeout=0.3) as client,
+    ):
+        client.sendmail("a@x.test", ["b@y.test"], MSG)
+    txn = assert_aborted(server, stage="rcpt")
+    assert txn.mail_from == "a@x.test"
+    # the hung session task is gone: nothing carries over into the next test
+    server.transactions.wait_for(outcome="aborted", timeout=5)
+    assert not [t for t in server._tasks if not t.done()]
+
+
+def test_session_stage_failures_are_recorded(server: SMTPServer) -> None:
+    server.faults.reject("ehlo")
+    with smtplib.SMTP(*server.address, timeout=5) as client:
+        assert client.ehlo()[0] == 550
+    txn = assert_rejected(server, stage="ehlo", code=550)
+    assert txn.mail_from is None
+
+
+def test_default_text_follows_the_code_not_only_the_stage(server: SMTPServer) -> None:
+    server.faults.reject("rcpt", 552)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        send(server)
+    assert info.value.recipients["b@y.test"] == (552, b"5.2.2 Mailbox full")
+
+
 def test_throttle_slows_the_upload(server: SMTPServer) -> None:
     server.faults.throttle(200_000)
     started = time.monotonic()
@@ -317,6 +346,8 @@ def test_bad_rule_arguments_are_clear_errors(server: SMTPServer) -> None:
         server.faults.reject("rcpt", address="x")
     with pytest.raises(ValueError, match="bad sequence step"):
         server.faults.sequence("rcpt", ["maybe"])
+    with pytest.raises(ValueError, match="'drop' happens at stage 'eod', not 'rcpt'"):
+        server.faults.from_marker("rcpt", "drop")
 
 
 def test_rules_are_cleared_by_reset(server: SMTPServer) -> None:

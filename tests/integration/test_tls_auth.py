@@ -135,6 +135,9 @@ def test_wrong_password_is_535() -> None:
             client.login("alice", "wrong")
         assert info.value.smtp_code == 535
         assert info.value.smtp_error.startswith(b"5.7.8")
+        # smtplib tries each offered mechanism: every failed attempt is on record
+        attempts = srv.transactions.filter(stage="auth")
+        assert attempts and all(t.outcome == "rejected" for t in attempts)
         assert all("wrong" not in line for line in srv.transcript)
 
 

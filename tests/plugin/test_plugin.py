@@ -266,6 +266,24 @@ def test_send(smtp_server, n):
     pytester.runpytest_subprocess("-n", "2", "-q").assert_outcomes(passed=8)
 
 
+def test_xdist_workers_use_the_seed_in_the_header(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_seed(smtp_server, n, request):
+    print("SEED", smtp_server.faults.seed)
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-rP")
+    result.assert_outcomes(passed=4)
+    header = next(line for line in result.outlines if line.startswith("smtp: seed="))
+    seed = header.split("=")[1].split()[0]
+    seeds = {line.split()[1] for line in result.outlines if line.startswith("SEED ")}
+    assert seeds == {seed}
+
+
 def test_async_test_with_aiosmtplib(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

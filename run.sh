@@ -16,6 +16,7 @@ debian_tools() {
   local want=()
   command -v swaks >/dev/null 2>&1 || want+=(swaks)
   command -v dig >/dev/null 2>&1 || want+=(dnsutils)
+  [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1 || want+=(dovecot-imapd dovecot-pop3d)
   if [ ${#want[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       apt-get update -qq >/dev/null

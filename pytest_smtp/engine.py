@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
+    "LISTEN_BACKLOG",
     "STOP_TIMEOUT",
     "Engine",
     "EngineError",
@@ -38,7 +39,10 @@ S = TypeVar("S", bound="LoopServer")
 #: Upper bound, in seconds, for stopping any server in any state.
 STOP_TIMEOUT = 2.0
 
-_LISTEN_BACKLOG = 1024
+#: The listen backlog of every server. asyncio's create_server()/start_server() call listen()
+#: again with their own default (100) unless given this, and a burst beyond the backlog loses
+#: connections silently (the client's connect succeeds, the greeting never comes).
+LISTEN_BACKLOG = 1024
 
 
 class EngineError(RuntimeError):
@@ -192,7 +196,7 @@ def bind_socket(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         if kind == socket.SOCK_STREAM:
-            sock.listen(_LISTEN_BACKLOG)
+            sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -389,7 +393,9 @@ class LoopServer(abc.ABC):
                     writer.close()
 
         sock = bind_socket(self._host_arg, self._port_arg)
-        server = await asyncio.start_server(_on_client, sock=sock, ssl=ssl, limit=limit)
+        server = await asyncio.start_server(
+            _on_client, sock=sock, ssl=ssl, limit=limit, backlog=LISTEN_BACKLOG
+        )
         name = sock.getsockname()
         self._sockname = (name[0], name[1])
         return server

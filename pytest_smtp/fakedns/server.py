@@ -28,7 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from pytest_smtp.engine import LoopServer, bind_socket
+from pytest_smtp.engine import LISTEN_BACKLOG, LoopServer, bind_socket
 from pytest_smtp.fakedns.zone import (
     NameLike,
     RecordBuilder,
@@ -428,7 +428,7 @@ class FakeDNS(LoopServer, RecordBuilder):
         loop = asyncio.get_running_loop()
         tcp, udp = self._bind_pair()
         try:
-            self._tcp = await asyncio.start_server(self._on_tcp, sock=tcp)
+            self._tcp = await asyncio.start_server(self._on_tcp, sock=tcp, backlog=LISTEN_BACKLOG)
             transport, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self), sock=udp)
         except BaseException:
             tcp.close()

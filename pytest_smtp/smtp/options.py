@@ -165,6 +165,7 @@ class ServerOptions:
     max_size: int | None = 33_554_432
     max_recipients: int = 1000
     smtputf8: bool = True
+    dsn: bool = True
     timeout: float = 300.0
     strict_line_endings: bool = False
 
@@ -206,6 +207,7 @@ class ServerOptions:
             max_size=_parse_size("max_size", values["max_size"], allow_none=True) or None,
             max_recipients=_parse_count("max_recipients", values["max_recipients"]),
             smtputf8=parse_bool("smtputf8", values["smtputf8"]),
+            dsn=parse_bool("dsn", values["dsn"]),
             timeout=_parse_float("timeout", values["timeout"]),
             strict_line_endings=parse_bool("strict_line_endings", values["strict_line_endings"]),
         )

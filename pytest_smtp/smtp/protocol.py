@@ -32,6 +32,9 @@ _LINE_LIMIT = 4096  # command lines; RFC 5321 says 512, extensions (SIZE, DSN) a
 _HIGH_WATER = 1 << 20
 _BAD_COMMAND_LIMIT = 20
 _LONG_DATA_LINE = re.compile(rb"\n[^\r\n]{999}")
+# A HELO/EHLO argument is one word of visible ASCII: no control character reaches the session
+# record or the echo in the EHLO reply (RFC 5321 textstring excludes them).
+_HELO_NAME = re.compile(r"[\x21-\x7e]{1,255}")
 _ALLOWED_BEFORE_TLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "QUIT", "STARTTLS"})
 
 
@@ -87,7 +90,9 @@ class SMTPConnection(asyncio.Protocol):
             server_hostname=self.options.hostname,
         )
         if self._implicit_tls:
-            self._note_tls("implicit")
+            # The TLS layer is started by _run on this very transport, so stop() can abort a
+            # client that never finishes the handshake; until then nothing is read into _buf.
+            transport.pause_reading()
         self.server._register_session(self.session, self.lines)
         self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
         self._task = self.server._track(self.loop.create_task(self._run()))
@@ -138,6 +143,9 @@ class SMTPConnection(asyncio.Protocol):
             return
         if self._closed or self.transport is None:
             return
+        if self._implicit_tls and not self._tls_active:
+            self.transport.abort()  # still in the handshake: a plaintext 421 would be noise
+            return
         self._send(Reply(421, f"{self.options.hostname} Error: timeout exceeded", "4.4.2"))
         self._abort_transaction("aborted", None)
         self.transport.close()
@@ -157,6 +165,11 @@ class SMTPConnection(asyncio.Protocol):
     async def _readline(self) -> bytes:
         while True:
             index = self._buf.find(b"\n", self._scan)
+            if index > _LINE_LIMIT:
+                # The same answer whether the long line came in one segment or in several.
+                del self._buf[: index + 1]
+                self._scan = 0
+                raise _LineTooLong()
             if index >= 0:
                 line = bytes(self._buf[: index + 1])
                 del self._buf[: index + 1]
@@ -224,6 +237,9 @@ class SMTPConnection(asyncio.Protocol):
     # -- the dialogue ----------------------------------------------------------------------
     async def _run(self) -> None:
         try:
+            if self._implicit_tls:
+                await self._start_tls()
+                self._note_tls("implicit")
             if not await self._greet():
                 return
             while not self._closed:
@@ -243,6 +259,8 @@ class SMTPConnection(asyncio.Protocol):
         except Exception:
             text = self.server._record_error("SMTP connection failed")
             self.lines.append(f"!: {text}")
+            # Never close without a word (a rule raising at "connect" lands here).
+            self._send(Reply(421, "Internal error, closing connection", "4.3.0"))
             self._abort_transaction("aborted", None, error=text)
         finally:
             self._close()
@@ -326,6 +344,8 @@ class SMTPConnection(asyncio.Protocol):
             await asyncio.sleep(verdict.delay)
         if verdict.hang:
             self._log("!", f"hang at {command}")
+            if self._closed:
+                raise _Disconnected()  # the client left while an earlier delay ran
             # Until the client gives up (connection_lost ends it) or the server stops.
             self._hang = self.loop.create_future()
             try:
@@ -419,7 +439,7 @@ class SMTPConnection(asyncio.Protocol):
     # -- commands --------------------------------------------------------------------------
     async def smtp_helo(self, arg: str, *, esmtp: bool = False) -> None:
         verb = "EHLO" if esmtp else "HELO"
-        if not arg or " " in arg or not arg.isascii() or len(arg) > 255:
+        if not _HELO_NAME.fullmatch(arg):
             await self._reply(501, "5.5.4", f"Syntax: {verb} <domain> (one ASCII word)")
             return
         verdict = await self._fault("ehlo", helo=arg)
@@ -443,7 +463,9 @@ class SMTPConnection(asyncio.Protocol):
         lines += ["PIPELINING", f"SIZE {opts.max_size or 0}", "8BITMIME"]
         if opts.smtputf8:
             lines.append("SMTPUTF8")
-        lines += ["ENHANCEDSTATUSCODES", "DSN"]
+        lines.append("ENHANCEDSTATUSCODES")
+        if opts.dsn:
+            lines.append("DSN")
         if opts.tls == "starttls" and not self._tls_active:
             lines.append("STARTTLS")
         if opts.auth is not None and (self._tls_active or not opts.auth_require_tls):
@@ -514,6 +536,10 @@ class SMTPConnection(asyncio.Protocol):
                     raise EnvelopeSyntaxError(501, "5.5.4", "SMTPUTF8 takes no value")
                 if not opts.smtputf8:
                     raise EnvelopeSyntaxError(555, "5.5.4", "SMTPUTF8 is not enabled here")
+            elif key in ("RET", "ENVID") and not opts.dsn:
+                raise EnvelopeSyntaxError(
+                    555, "5.5.4", f"Unsupported MAIL parameter {key} (no DSN)"
+                )
             elif key == "RET":
                 if value is None or value.upper() not in ("FULL", "HDRS"):
                     raise EnvelopeSyntaxError(501, "5.5.4", "RET must be FULL or HDRS")
@@ -546,7 +572,7 @@ class SMTPConnection(asyncio.Protocol):
             assert self.session is not None
             if params and not self.session.esmtp:
                 raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
-            _check_rcpt_params(params)
+            _check_rcpt_params(params, dsn=self.options.dsn)
         except EnvelopeSyntaxError as exc:
             reply = Reply(exc.code, exc.text, exc.enhanced)
             txn.recipients.append(RecipientResult(address, [], reply))
@@ -678,7 +704,12 @@ class SMTPConnection(asyncio.Protocol):
                 if rest:
                     self._buf[:0] = rest  # pipelined commands after the terminator
                 if not too_big:
-                    body.write(chunk[: max(0, stop - written)])
+                    if stop >= written:
+                        body.write(chunk[: stop - written])
+                    else:
+                        # The terminator began in an earlier chunk ("\r\n.\r" | "\n"):
+                        # octets of it are already stored and must not stay in the body.
+                        body.truncate(stop)
                     too_big = bool(limit and stop > limit)
                 break
             if not too_big:
@@ -755,6 +786,17 @@ class SMTPConnection(asyncio.Protocol):
         if self._buf:
             self._log("!", f"discarded {len(self._buf)} octets sent in the clear after STARTTLS")
         self._take_buffer()
+        await self._start_tls()
+        self._abort_transaction("aborted", None)
+        assert self.session is not None
+        self.session.helo = None
+        self.session.esmtp = False
+        self.session.auth_mechanism = None
+        self.session.auth_user = None
+        self._note_tls("starttls")
+
+    async def _start_tls(self) -> None:
+        """Run the server side of a TLS handshake on the current transport."""
         assert self.transport is not None
         context = self.server.ssl_context()
         try:
@@ -769,13 +811,6 @@ class SMTPConnection(asyncio.Protocol):
         self.server._untrack_transport(self.transport)
         self.transport = new_transport
         self.server._track_transport(new_transport)
-        self._abort_transaction("aborted", None)
-        assert self.session is not None
-        self.session.helo = None
-        self.session.esmtp = False
-        self.session.auth_mechanism = None
-        self.session.auth_user = None
-        self._note_tls("starttls")
 
     async def smtp_auth(self, arg: str) -> None:
         opts = self.options
@@ -863,8 +898,10 @@ def _outcome_for(reply: Reply | int) -> str:
     return "aborted"
 
 
-def _check_rcpt_params(params: list[tuple[str, str | None]]) -> None:
+def _check_rcpt_params(params: list[tuple[str, str | None]], *, dsn: bool) -> None:
     for key, value in params:
+        if key in ("NOTIFY", "ORCPT") and not dsn:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key} (no DSN)")
         if key == "NOTIFY":
             items = {item.upper() for item in (value or "").split(",")}
             if not value or not (items == {"NEVER"} or items <= {"SUCCESS", "FAILURE", "DELAY"}):

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..engine import LoopServer, bind_socket
+from ..engine import LISTEN_BACKLOG, LoopServer, bind_socket
 from ..faults import FaultSet
 from ..mail import Mailbox, Message, SessionInfo, Transaction, TransactionLog
 from ..store import MailStore
@@ -32,7 +32,8 @@ class SMTPServer(LoopServer):
     Options (the same names as the ``smtp`` marker, the factory fixture and ``--smtp-*``):
     ``hostname``, ``tls`` (``None | "starttls" | "implicit"``), ``require_tls``, ``auth``
     (``{user: password}`` or ``"any"``), ``auth_mechanisms``, ``require_auth``,
-    ``auth_require_tls``, ``max_size``, ``max_recipients``, ``smtputf8``, ``timeout``,
+    ``auth_require_tls``, ``max_size``, ``max_recipients``, ``smtputf8``, ``dsn`` (advertise
+    and accept RFC 3461 DSN parameters; default true), ``timeout``,
     ``strict_line_endings``, plus ``host`` and ``port`` (default ``127.0.0.1`` and 0).
     """
 
@@ -113,14 +114,14 @@ class SMTPServer(LoopServer):
     # -- lifecycle -------------------------------------------------------------------------
     async def _astart(self) -> None:
         implicit = self.options.tls == "implicit"
-        context = self.ssl_context() if implicit else None
+        if implicit:
+            self.ssl_context()  # fail at start, not at the first connection, if it cannot load
         sock = bind_socket(self.options.host, self.options.port)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SMTPConnection(self, implicit_tls=implicit),
             sock=sock,
-            ssl=context,
-            ssl_handshake_timeout=10 if context else None,
+            backlog=LISTEN_BACKLOG,
         )
         name = sock.getsockname()
         self._sockname = (name[0], name[1])
@@ -143,7 +144,12 @@ class SMTPServer(LoopServer):
 
     def _accept(self, message: Message) -> None:
         hook = self.delivery_hook
-        for rcpt in message.rcpt_tos:
-            data = message.raw if hook is None else hook(message, rcpt)
+        # Every copy is built before any is filed: a hook that raises for one recipient
+        # leaves no maildrop holding a message the client was told failed (451).
+        copies = [
+            (rcpt, message.raw if hook is None else hook(message, rcpt))
+            for rcpt in message.rcpt_tos
+        ]
+        for rcpt, data in copies:
             self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)

@@ -104,6 +104,16 @@ def test_dsn_parameters_are_accepted_and_kept_as_sent(raw: Raw, server: SMTPServ
     assert message.rcpt_options == {"b@y.test": ["NOTIFY=Success,Failure", "ORCPT=rfc822;B@y.test"]}
 
 
+def test_dsn_can_be_turned_off() -> None:
+    with SMTPServer(dsn=False) as srv, smtplib.SMTP(*srv.address) as client:
+        client.ehlo()
+        assert not client.has_extn("dsn")
+        assert client.mail("a@x.test", ["RET=HDRS"])[0] == 555
+        assert client.mail("a@x.test")[0] == 250
+        assert client.rcpt("b@y.test", ["NOTIFY=NEVER"])[0] == 555
+        assert client.rcpt("b@y.test")[0] == 250
+
+
 def test_null_sender_is_empty_string_and_null_recipient_is_refused(
     raw: Raw, server: SMTPServer
 ) -> None:

@@ -225,7 +225,7 @@ class StoreEvent:
 class StoredMessage:
     """One message in a folder: its UID, bytes (CRLF line endings), flags and internal date."""
 
-    __slots__ = ("_email", "flags", "internal_date", "raw", "recent", "uid")
+    __slots__ = ("_email", "_imap_part", "flags", "internal_date", "raw", "recent", "uid")
 
     def __init__(
         self, uid: int, raw: bytes, flags: set[str], internal_date: datetime, recent: bool = True
@@ -241,6 +241,9 @@ class StoredMessage:
         self.recent = recent
         """IMAP ``\\Recent`` bookkeeping: True until an IMAP session has seen it."""
         self._email: email.message.EmailMessage | None = None
+        # The IMAP server's parsed MIME structure (retrieval.imap_mime.Part), kept here because
+        # raw never changes and a per-session cache re-parsed every message of a big FETCH.
+        self._imap_part: object = None
 
     @property
     def size(self) -> int:

@@ -40,7 +40,7 @@ from pytest_smtp.retrieval.common import (
     validate_timeout,
     validate_tls_options,
 )
-from pytest_smtp.retrieval.imap_mime import Part, Section, parse_message, parse_section
+from pytest_smtp.retrieval.imap_mime import Part, Section, message_part, parse_section
 from pytest_smtp.retrieval.imap_mime import section_bytes as _section_bytes
 from pytest_smtp.retrieval.imap_proto import (
     Atom,
@@ -82,7 +82,6 @@ DEFAULT_TIMEOUT = 1800.0
 
 _SELECTABLE_FLAGS = b"(" + b" ".join(f.encode() for f in SYSTEM_FLAGS) + b")"
 _DELIM = HIERARCHY_DELIMITER
-_PART_CACHE_SIZE = 256
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
@@ -398,7 +397,7 @@ class _Session:
         self.dirty = False
         self.wake: asyncio.Event | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._parts: dict[int, Part] = {}
+        self.keywords: set[str] = set()  # keywords announced in the last FLAGS response
         self._out = bytearray()
         if self.secure:
             record.set_tls(writer, "implicit")
@@ -628,7 +627,7 @@ class _Session:
         self.view = []
         self.known_flags = {}
         self.recent = set()
-        self._parts = {}
+        self.keywords = set()
         self.dirty = False
         if self.state == "selected":
             self.state = "auth"
@@ -639,6 +638,7 @@ class _Session:
         if folder is None or not self.dirty:
             return
         self.dirty = False
+        recent_before = len(self.recent)
         with self.store.lock:
             current = folder.messages
             new = [m for m in current if m.uid > self.uid_high]
@@ -660,9 +660,9 @@ class _Session:
                 for uid in removed:
                     self.known_flags.pop(uid, None)
                     self.recent.discard(uid)
-                    self._parts.pop(uid, None)
         elif any(uid not in present for uid in self.view):
             self.dirty = True  # report the expunges after a later command
+        changes: list[tuple[int, StoredMessage]] = []
         for seq, uid in enumerate(self.view, 1):
             changed = present.get(uid)
             if changed is None:
@@ -671,8 +671,14 @@ class _Session:
             # The store replaces a flag set on change, never mutates it: identity is a cheap
             # first test.
             if known is not changed.flags and known != changed.flags:
-                self.known_flags[uid] = changed.flags
-                self.send(b"* %d FETCH (FLAGS %s)" % (seq, self.flags_bytes(changed)))
+                changes.append((seq, changed))
+        # A keyword set by someone else (another session, a delivery) is announced before the
+        # FETCH or EXISTS that shows it.
+        self.announce_keywords(f for _, m in changes for f in m.flags)
+        self.announce_keywords(f for m in new for f in m.flags)
+        for seq, changed in changes:
+            self.known_flags[changed.uid] = changed.flags
+            self.send(b"* %d FETCH (FLAGS %s)" % (seq, self.flags_bytes(changed)))
         if new:
             self.view.extend(m.uid for m in new)
             for m in new:
@@ -680,6 +686,28 @@ class _Session:
             self.uid_high = new[-1].uid
             self.send(b"* %d EXISTS" % len(self.view))
             self.send(b"* %d RECENT" % len(self.recent))
+        elif len(self.recent) != recent_before:
+            # Expunged \Recent messages change the count; Dovecot reports it (RFC 3501 7.3.2).
+            self.send(b"* %d RECENT" % len(self.recent))
+
+    def flag_list(self) -> bytes:
+        """The ``FLAGS`` list: the system flags, then the keywords the client was told of."""
+        keywords = sorted(self.keywords)
+        return _SELECTABLE_FLAGS[:-1] + b"".join(b" " + k.encode() for k in keywords) + b")"
+
+    def announce_keywords(self, flags: Iterable[str]) -> None:
+        """Send ``* FLAGS`` (and ``PERMANENTFLAGS``) when ``flags`` hold a keyword new to the
+        client, so one that caches the FLAGS list learns it exists (as Dovecot does)."""
+        fresh = {f for f in flags if not f.startswith("\\")} - self.keywords
+        if not fresh:
+            return
+        self.keywords |= fresh
+        flag_list = self.flag_list()
+        self.send(b"* FLAGS " + flag_list)
+        if self.readonly:
+            self.send(b"* OK [PERMANENTFLAGS ()] read-only mailbox")
+        else:
+            self.send(b"* OK [PERMANENTFLAGS " + flag_list[:-1] + b" \\*)] flags permitted")
 
     def flags_bytes(self, message: StoredMessage) -> bytes:
         flags = sorted(message.flags, key=_flag_sort_key)
@@ -717,12 +745,7 @@ class _Session:
         return [(seq, self.view[seq - 1]) for seq in numbers]
 
     def part(self, message: StoredMessage) -> Part:
-        cached = self._parts.get(message.uid)
-        if cached is None:
-            if len(self._parts) >= _PART_CACHE_SIZE:
-                self._parts.clear()
-            cached = self._parts[message.uid] = parse_message(message.raw)
-        return cached
+        return message_part(message)
 
     def lookup(self, name: str) -> Folder:
         assert self.maildrop is not None
@@ -888,8 +911,8 @@ async def _select(s: _Session, cmd: Command) -> str:
     readonly = cmd.name == "EXAMINE"
     s.select(folder, readonly)
     messages = folder.messages
-    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
-    flag_list = _SELECTABLE_FLAGS[:-1] + b"".join(b" " + k.encode() for k in keywords) + b")"
+    s.keywords = {f for m in messages for f in m.flags if not f.startswith("\\")}
+    flag_list = s.flag_list()
     s.send(b"* FLAGS " + flag_list)
     if readonly:
         s.send(b"* OK [PERMANENTFLAGS ()] read-only mailbox")
@@ -1138,7 +1161,7 @@ async def _search(s: _Session, cmd: Command) -> str:
         message = folder.get(uid)
         if message is None:
             continue
-        ctx = SearchContext(message, seq, max_seq, max_uid, uid in s.recent, s._parts.get(uid))
+        ctx = SearchContext(message, seq, max_seq, max_uid, uid in s.recent)
         if predicate(ctx):
             hits.append(uid if uid_mode else seq)
     s.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits))
@@ -1247,6 +1270,9 @@ async def _store(s: _Session, cmd: Command) -> str:
             folder.set_flags(uid, flags, mode)
         except KeyError:
             continue  # expunged meanwhile
+        if mode != "remove":
+            # Announced even for .SILENT, before the first FETCH that shows it (as Dovecot).
+            s.announce_keywords(flags)
         s.known_flags[uid] = message.flags
         if not silent:
             uid_part = b" UID %d" % uid if uid_mode else b""

@@ -18,8 +18,9 @@ from email.utils import parsedate_to_datetime
 from typing import Optional
 
 from pytest_smtp.retrieval.imap_proto import ImapSyntaxError, nstring, parse_values, quote
+from pytest_smtp.store import StoredMessage
 
-__all__ = ["Part", "Section", "parse_message", "parse_section"]
+__all__ = ["Part", "Section", "message_part", "parse_message", "parse_section"]
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _FIELD_START = re.compile(rb"(?m)^(?![ \t])")
@@ -173,8 +174,13 @@ class Part:
         return _bodystructure(self, extensible)
 
     def lines(self) -> int:
-        """Number of text lines of the body."""
-        return self.body.count(b"\n") + (1 if self.body and not self.body.endswith(b"\n") else 0)
+        """Number of text lines of the body, counted as line breaks (body-fld-lines).
+
+        An unterminated last line does not count, as in Dovecot: every sub-part of a multipart
+        ends that way, because the CRLF before a boundary belongs to the boundary (RFC 2046
+        5.1.1), so counting it would add one line to every part that clients see as whole.
+        """
+        return self.body.count(b"\n")
 
     def decoded_text(self) -> str:
         """The body of every text part, transfer-decoded and charset-decoded, for SEARCH."""
@@ -201,8 +207,19 @@ class Part:
             return data.decode("utf-8", "replace")
 
     def header_text(self) -> str:
-        """Every header field with RFC 2047 words decoded, for SEARCH TEXT."""
+        """Every header field with RFC 2047 words decoded."""
         return "\n".join(f"{f.name}: {decode_value(f.value)}" for f in self.fields)
+
+    def all_header_text(self) -> str:
+        """The header of this entity and of every entity inside it, for SEARCH TEXT.
+
+        That is the MIME header of each body part and the header of each attached
+        message/rfc822: all of it is text of the message (RFC 3501 6.4.4), and Dovecot
+        matches TEXT there too.
+        """
+        # Recursion is bounded: the parser stops descending at depth 50.
+        inner = [*self.children, *([self.message] if self.message is not None else [])]
+        return "\n".join([self.header_text(), *(part.all_header_text() for part in inner)])
 
 
 def decode_value(value: bytes) -> str:
@@ -230,6 +247,21 @@ def sent_date(part: Part) -> object:
 def parse_message(raw: bytes, default_type: tuple[str, str] = ("text", "plain")) -> Part:
     """Parse an entity (a whole message or a body part) into a :class:`Part` tree."""
     return _parse(raw, default_type, depth=0)
+
+
+def message_part(message: StoredMessage) -> Part:
+    """The parsed structure of a stored message, parsed once and kept on the message.
+
+    A stored message's bytes never change, so every session and every FETCH or SEARCH can
+    share one parse (a bounded per-session cache re-parsed the whole mailbox on each FETCH
+    of more messages than it held). A race between two threads at worst parses twice.
+    """
+    cached = message._imap_part
+    if isinstance(cached, Part):
+        return cached
+    part = parse_message(message.raw)
+    message._imap_part = part
+    return part
 
 
 def _parse(raw: bytes, default_type: tuple[str, str], depth: int) -> Part:

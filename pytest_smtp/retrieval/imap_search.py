@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 
-from pytest_smtp.retrieval.imap_mime import Part, decode_value, parse_message, sent_date
+from pytest_smtp.retrieval.imap_mime import Part, decode_value, message_part, sent_date
 from pytest_smtp.retrieval.imap_proto import (
     Atom,
     ImapSyntaxError,
@@ -25,30 +25,21 @@ SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 class SearchContext:
     """What a predicate may look at: the message, its numbers and the session's \\Recent set."""
 
-    __slots__ = ("_part", "max_seq", "max_uid", "message", "recent", "seq")
+    __slots__ = ("max_seq", "max_uid", "message", "recent", "seq")
 
     def __init__(
-        self,
-        message: StoredMessage,
-        seq: int,
-        max_seq: int,
-        max_uid: int,
-        recent: bool,
-        part: Part | None = None,
+        self, message: StoredMessage, seq: int, max_seq: int, max_uid: int, recent: bool
     ) -> None:
         self.message = message
         self.seq = seq
         self.max_seq = max_seq
         self.max_uid = max_uid
         self.recent = recent
-        self._part = part
 
     @property
     def part(self) -> Part:
-        """The parsed MIME structure (parsed on first use)."""
-        if self._part is None:
-            self._part = parse_message(self.message.raw)
-        return self._part
+        """The parsed MIME structure (parsed on first use, then kept on the message)."""
+        return message_part(self.message)
 
 
 Predicate = Callable[[SearchContext], bool]
@@ -160,7 +151,8 @@ class _Parser:
         if key == "TEXT":
             needle = self.string(key)
             return lambda c: (
-                _contains(c.part.header_text(), needle) or _contains(c.part.decoded_text(), needle)
+                _contains(c.part.all_header_text(), needle)
+                or _contains(c.part.decoded_text(), needle)
             )
         if key in ("BEFORE", "ON", "SINCE"):
             day = self.date(key)
@@ -217,8 +209,27 @@ def parse_search(values: list[Value]) -> tuple[str | None, Predicate]:
 
     Raises :class:`ImapSyntaxError` for malformed keys; the caller checks the charset.
     """
+    _reject_8bit_atoms(values)
     charset: str | None = None
     if len(values) >= 2 and isinstance(values[0], Atom) and values[0].upper() == "CHARSET":
         charset = astring(values[1], "the SEARCH charset").upper()
         values = values[2:]
     return charset, _Parser(values).all()
+
+
+def _reject_8bit_atoms(values: list[Value]) -> None:
+    """BAD for 8-bit bytes in an atom, whatever the CHARSET, as Dovecot answers.
+
+    Atoms are 7-bit (RFC 3501 section 9, ATOM-CHAR is a CHAR); a client that sends
+    ``SUBJECT café`` unquoted would pass here and fail against a real server.
+    """
+    for value in values:
+        if isinstance(value, list):
+            _reject_8bit_atoms(value)
+        elif isinstance(value, Atom) and not value.isascii():
+            shown = value.encode("utf-8", "surrogateescape")
+            raise ImapSyntaxError(
+                f"8-bit data in the atom {shown!r}: atoms are 7-bit (RFC 3501 section 9); send "
+                "non-ASCII text as a literal (its octet count in braces, then the octets) with "
+                "its charset, e.g. SEARCH CHARSET UTF-8 SUBJECT {5} and then the UTF-8 octets"
+            )

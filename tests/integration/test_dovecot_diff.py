@@ -241,8 +241,16 @@ IMAP_SCRIPT: list[tuple[str, bytes | None, str]] = [
     ('SEARCH SUBJECT "report"', None, "OK"),
     ("SEARCH SUBJECT café", None, "BAD"),
     ("SEARCH CHARSET UTF-8 SUBJECT ", "café".encode(), "OK"),
+    # 8-bit atoms are BAD with a CHARSET too; 8-bit quoted strings and literals are searched
+    # as UTF-8 without one.
+    ("SEARCH CHARSET UTF-8 SUBJECT café", None, "BAD"),
+    ('SEARCH SUBJECT "café"', None, "OK"),
+    ("SEARCH SUBJECT ", "café".encode(), "OK"),
     ("SEARCH BODY numbers", None, "OK"),
+    # TEXT looks at every header, MIME part headers and attached messages' too; BODY at none.
     ("SEARCH TEXT alice", None, "OK"),
+    ("SEARCH TEXT report.pdf", None, "OK"),
+    ("SEARCH BODY alice", None, "OK"),
     ("SEARCH BODY needle", None, "OK"),
     ("SEARCH HEADER Message-ID <msg3@example.com>", None, "OK"),
     ('SEARCH HEADER In-Reply-To ""', None, "OK"),
@@ -267,6 +275,7 @@ IMAP_SCRIPT: list[tuple[str, bytes | None, str]] = [
     ("STORE 1 +FLAGS (\\Flagged)", None, "OK"),
     ("STORE 1 -FLAGS.SILENT (\\Flagged)", None, "OK"),
     ("STORE 3 FLAGS (\\Seen $Label2)", None, "OK"),
+    ("STORE 1 +FLAGS.SILENT ($Label3)", None, "OK"),
     ("UID STORE 5 +FLAGS (\\Answered)", None, "OK"),
     ("UID STORE 6 -FLAGS (\\Seen)", None, "OK"),
     ("FETCH 1:* FLAGS", None, "OK"),
@@ -301,34 +310,9 @@ IMAP_SCRIPT: list[tuple[str, bytes | None, str]] = [
 
 # -- the differences found, reported to the lead (who decides which side changes) ----------------
 
-_LINES = (
-    "body-fld-lines of a part whose last line has no line break, i.e. every sub-part of a "
-    "multipart (the CRLF before a boundary belongs to the boundary): ours counts the "
-    "unterminated last line (1, and 8 for the attached message), Dovecot counts line breaks "
-    "(0, and 7). Ours to change, most likely."
-)
-_EIGHT_BIT_ATOM = (
-    "8-bit bytes in an atom with no CHARSET: Dovecot answers BAD (atoms are 7-bit, RFC 3501 "
-    "section 9), ours accepts them as UTF-8, so a client that forgets CHARSET/literals passes "
-    "against ours and fails against a real server."
-)
-_TEXT_IN_ATTACHED_HEADER = (
-    "SEARCH TEXT does not look at the header of an attached message/rfc822 part (message 4's "
-    "forwarded message has From: alice@example.com); Dovecot matches it, and it is text of "
-    "the message (RFC 3501 6.4.4). Ours to fix."
-)
 _BADCHARSET_LIST = (
     "NO [BADCHARSET]: ours lists the supported charsets, Dovecot does not; the list is "
     "optional (RFC 3501 7.1). Both valid."
-)
-_NEW_KEYWORD = (
-    "a STORE that uses a keyword new to the mailbox: Dovecot announces it with * FLAGS and "
-    "* OK [PERMANENTFLAGS], ours sends neither, so a client that caches FLAGS never learns "
-    "the keyword exists."
-)
-_RECENT_AFTER_EXPUNGE = (
-    "after expunging \\Recent messages Dovecot sends the new * n RECENT count (RFC 3501 "
-    "7.3.2: RECENT is sent when the mailbox size changes); ours sends none."
 )
 _KEYWORD_MEMORY = (
     "FLAGS at SELECT/EXAMINE: Dovecot lists every keyword ever used in the mailbox ($Label1 "
@@ -346,162 +330,39 @@ _NONEXISTENT = (
 # Step → (lines only ours gave, lines only Dovecot gave, why). The tests assert the observed
 # differences are exactly these: a new divergence fails, and so does a fixed one (delete it).
 KNOWN_IMAP: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    "#18 FETCH 1:* BODYSTRUCTURE": (
-        (
-            (
-                "* 2 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'utf-8') NIL NIL "
-                "'quoted-printable' 30 1 NIL NIL NIL NIL) ('text' 'html' ('charset' 'utf-8') NIL "
-                "NIL 'quoted-printable' 37 1 NIL NIL NIL NIL) 'alternative' ('boundary' 'ALT') NIL "
-                "NIL NIL))"
-            ),
-            (
-                "* 3 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' "
-                "19 1 NIL NIL NIL NIL) ('application' 'pdf' ('name' 'report.pdf') NIL 'the report' "
-                "'base64' 64 NIL ('attachment' ('filename' 'report.pdf')) NIL NIL) 'mixed' "
-                "('boundary' 'MIX') NIL NIL NIL))"
-            ),
-            (
-                "* 4 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' "
-                "10 1 NIL NIL NIL NIL) ('message' 'rfc822' NIL NIL NIL '7bit' 192 ('Wed, 01 Mar "
-                "2023 11:59:00 +0000' 'Quarterly report' (('Alice Example' NIL 'alice' "
-                "'example.com')) (('Alice Example' NIL 'alice' 'example.com')) (('Alice Example' "
-                "NIL 'alice' 'example.com')) (('Bob' NIL 'bob' 'example.org')) NIL NIL NIL "
-                "'<msg1@example.com>') ('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 24 2 "
-                "NIL NIL NIL NIL) 8 NIL NIL NIL NIL) 'mixed' ('boundary' 'FWD') NIL NIL NIL))"
-            ),
-        ),
-        (
-            (
-                "* 2 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'utf-8') NIL NIL "
-                "'quoted-printable' 30 0 NIL NIL NIL NIL) ('text' 'html' ('charset' 'utf-8') NIL "
-                "NIL 'quoted-printable' 37 0 NIL NIL NIL NIL) 'alternative' ('boundary' 'ALT') NIL "
-                "NIL NIL))"
-            ),
-            (
-                "* 3 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' "
-                "19 0 NIL NIL NIL NIL) ('application' 'pdf' ('name' 'report.pdf') NIL 'the report' "
-                "'base64' 64 NIL ('attachment' ('filename' 'report.pdf')) NIL NIL) 'mixed' "
-                "('boundary' 'MIX') NIL NIL NIL))"
-            ),
-            (
-                "* 4 FETCH (BODYSTRUCTURE (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' "
-                "10 0 NIL NIL NIL NIL) ('message' 'rfc822' NIL NIL NIL '7bit' 192 ('Wed, 01 Mar "
-                "2023 11:59:00 +0000' 'Quarterly report' (('Alice Example' NIL 'alice' "
-                "'example.com')) (('Alice Example' NIL 'alice' 'example.com')) (('Alice Example' "
-                "NIL 'alice' 'example.com')) (('Bob' NIL 'bob' 'example.org')) NIL NIL NIL "
-                "'<msg1@example.com>') ('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 24 1 "
-                "NIL NIL NIL NIL) 7 NIL NIL NIL NIL) 'mixed' ('boundary' 'FWD') NIL NIL NIL))"
-            ),
-        ),
-        _LINES,
-    ),
-    "#19 FETCH 1:* BODY": (
-        (
-            (
-                "* 2 FETCH (BODY (('text' 'plain' ('charset' 'utf-8') NIL NIL 'quoted-printable' "
-                "30 1) ('text' 'html' ('charset' 'utf-8') NIL NIL 'quoted-printable' 37 1) "
-                "'alternative'))"
-            ),
-            (
-                "* 3 FETCH (BODY (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 19 1) "
-                "('application' 'pdf' ('name' 'report.pdf') NIL 'the report' 'base64' 64) 'mixed'))"
-            ),
-            (
-                "* 4 FETCH (BODY (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 10 1) "
-                "('message' 'rfc822' NIL NIL NIL '7bit' 192 ('Wed, 01 Mar 2023 11:59:00 +0000' "
-                "'Quarterly report' (('Alice Example' NIL 'alice' 'example.com')) (('Alice "
-                "Example' NIL 'alice' 'example.com')) (('Alice Example' NIL 'alice' "
-                "'example.com')) (('Bob' NIL 'bob' 'example.org')) NIL NIL NIL "
-                "'<msg1@example.com>') ('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 24 2) "
-                "8) 'mixed'))"
-            ),
-        ),
-        (
-            (
-                "* 2 FETCH (BODY (('text' 'plain' ('charset' 'utf-8') NIL NIL 'quoted-printable' "
-                "30 0) ('text' 'html' ('charset' 'utf-8') NIL NIL 'quoted-printable' 37 0) "
-                "'alternative'))"
-            ),
-            (
-                "* 3 FETCH (BODY (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 19 0) "
-                "('application' 'pdf' ('name' 'report.pdf') NIL 'the report' 'base64' 64) 'mixed'))"
-            ),
-            (
-                "* 4 FETCH (BODY (('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 10 0) "
-                "('message' 'rfc822' NIL NIL NIL '7bit' 192 ('Wed, 01 Mar 2023 11:59:00 +0000' "
-                "'Quarterly report' (('Alice Example' NIL 'alice' 'example.com')) (('Alice "
-                "Example' NIL 'alice' 'example.com')) (('Alice Example' NIL 'alice' "
-                "'example.com')) (('Bob' NIL 'bob' 'example.org')) NIL NIL NIL "
-                "'<msg1@example.com>') ('text' 'plain' ('charset' 'us-ascii') NIL NIL '7bit' 24 1) "
-                "7) 'mixed'))"
-            ),
-        ),
-        _LINES,
-    ),
-    "#52 SEARCH SUBJECT café": (
-        (
-            "* SEARCH 2",
-            "OK",
-        ),
-        ("BAD",),
-        _EIGHT_BIT_ATOM,
-    ),
-    "#55 SEARCH TEXT alice": (
-        ("* SEARCH 1 3 6",),
-        ("* SEARCH 1 3 4 6",),
-        _TEXT_IN_ATTACHED_HEADER,
-    ),
-    "#70 SEARCH CHARSET KOI8-Q ALL": (
+    "#75 SEARCH CHARSET KOI8-Q ALL": (
         ("NO [BADCHARSET (UTF-8 US-ASCII)]",),
         ("NO [BADCHARSET]",),
         _BADCHARSET_LIST,
     ),
-    "#79 STORE 3 FLAGS (\\Seen $Label2)": (
-        (),
-        (
-            "* FLAGS ($Label1 $Label2 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
-            (
-                "* OK [PERMANENTFLAGS ($Label1 $Label2 \\* \\Answered \\Deleted \\Draft \\Flagged "
-                "\\Seen)]"
-            ),
-        ),
-        _NEW_KEYWORD,
-    ),
-    "#89 EXPUNGE": (
-        (),
-        ("* 3 RECENT",),
-        _RECENT_AFTER_EXPUNGE,
-    ),
-    "#93 UID EXPUNGE 6": (
-        (),
-        ("* 2 RECENT",),
-        _RECENT_AFTER_EXPUNGE,
-    ),
-    "#98 EXAMINE INBOX": (
-        ("* FLAGS ($Label2 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",),
-        ("* FLAGS ($Label1 $Label2 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",),
+    "#104 EXAMINE INBOX": (
+        ("* FLAGS ($Label2 $Label3 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",),
+        ("* FLAGS ($Label1 $Label2 $Label3 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",),
         _KEYWORD_MEMORY,
     ),
-    "#99 STORE 1 +FLAGS (\\Flagged)": (
+    "#105 STORE 1 +FLAGS (\\Flagged)": (
         ("NO [READ-ONLY]",),
         ("OK",),
         _STORE_READ_ONLY,
     ),
-    "#101 SELECT Nowhere": (
+    "#107 SELECT Nowhere": (
         ("NO [NONEXISTENT]",),
         ("NO",),
         _NONEXISTENT,
     ),
-    "#103 SELECT INBOX": (
+    "#109 SELECT INBOX": (
         (
-            "* FLAGS ($Label2 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
-            "* OK [PERMANENTFLAGS ($Label2 \\* \\Answered \\Deleted \\Draft \\Flagged \\Seen)]",
+            "* FLAGS ($Label2 $Label3 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
+            (
+                "* OK [PERMANENTFLAGS ($Label2 $Label3 \\* \\Answered \\Deleted \\Draft \\Flagged "
+                "\\Seen)]"
+            ),
         ),
         (
-            "* FLAGS ($Label1 $Label2 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
+            "* FLAGS ($Label1 $Label2 $Label3 \\Answered \\Deleted \\Draft \\Flagged \\Seen)",
             (
-                "* OK [PERMANENTFLAGS ($Label1 $Label2 \\* \\Answered \\Deleted \\Draft \\Flagged "
-                "\\Seen)]"
+                "* OK [PERMANENTFLAGS ($Label1 $Label2 $Label3 \\* \\Answered \\Deleted \\Draft "
+                "\\Flagged \\Seen)]"
             ),
         ),
         _KEYWORD_MEMORY,

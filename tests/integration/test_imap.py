@@ -363,9 +363,12 @@ def test_envelope_and_bodystructure(imap: IMAPServer, store: MailStore) -> None:
     structure = data[0]
     assert isinstance(structure, bytes)
     assert structure.startswith(
-        b'1 (BODYSTRUCTURE (("TEXT" "PLAIN" ("charset" "utf-8") NIL NIL "QUOTED-PRINTABLE" 27 1 '
+        b'1 (BODYSTRUCTURE (("TEXT" "PLAIN" ("charset" "utf-8") NIL NIL "QUOTED-PRINTABLE" 27 0 '
     )
     assert b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 53 (NIL "inner" ' in structure
+    # Line counts are line breaks, as Dovecot counts them: the CRLF before a boundary belongs
+    # to the boundary, so each sub-part's last line is unterminated and not counted.
+    assert b'"7BIT" 10 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL)' in structure
     assert (
         b'("APPLICATION" "PDF" ("name" "report.pdf") NIL NIL "BASE64" 12 NIL '
         b'("attachment" ("filename" "report.pdf")) NIL NIL)' in structure
@@ -377,6 +380,49 @@ def test_envelope_and_bodystructure(imap: IMAPServer, store: MailStore) -> None:
     assert b"FLAGS (\\Recent) INTERNALDATE" in data[0]
     assert b"RFC822.SIZE" in data[0]
     client.logout()
+
+
+def test_line_counts_are_line_breaks(wire: Wire, store: MailStore) -> None:
+    # Dovecot's count (and so ours): an unterminated last line is not a line break.
+    store.deliver(BOB, b"Subject: two lines\r\n\r\nline one\r\nline two")
+    store.deliver(BOB, b"Subject: two lines\r\n\r\nline one\r\nline two\r\n")
+    wire.login()
+    wire.cmd("EXAMINE INBOX")
+    assert wire.cmd("FETCH 1:2 BODY")[:2] == [
+        b'* 1 FETCH (BODY ("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 18 1))\r\n',
+        b'* 2 FETCH (BODY ("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 20 2))\r\n',
+    ]
+
+
+def test_each_message_is_parsed_once_across_fetches_and_sessions(
+    imap: IMAPServer, store: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_smtp.retrieval import imap_mime
+
+    # More messages than the old per-session cache held (256), which was cleared when full
+    # and so re-parsed every message on every FETCH of the whole mailbox.
+    for n in range(1, 301):
+        store.deliver(BOB, plain(n))
+    parses: list[bytes] = []
+    real_parse = imap_mime.parse_message
+
+    def counting_parse(raw: bytes, *args: Any) -> imap_mime.Part:
+        parses.append(raw)
+        return real_parse(raw, *args)
+
+    monkeypatch.setattr(imap_mime, "parse_message", counting_parse)
+    for _ in range(2):
+        client = connect(imap)
+        client.select(readonly=True)
+        for _ in range(2):
+            data = fetched(client, "1:*", "(ENVELOPE)")
+            assert len(data) == 300
+            assert b'"Message 300"' in data[-1]
+        _, found = client.search(None, "BODY", '"message 299"')
+        assert found == [b"299"]
+        client.logout()
+    assert len(parses) == 300
+    assert len(set(parses)) == 300
 
 
 def test_fetch_errors_name_the_problem(wire: Wire, store: MailStore) -> None:
@@ -427,6 +473,11 @@ def test_search_keys(imap: IMAPServer, store: MailStore) -> None:
         (("BODY", "message 2"), "2"),
         (("BODY", "Schöne"), "4"),  # quoted-printable text part, decoded
         (("TEXT", "carol"), "2"),
+        # TEXT also reads MIME part headers and an attached message's header; BODY does not.
+        (("TEXT", "inner@example.org"), "4"),
+        (("TEXT", "report.pdf"), "4"),
+        (("BODY", "inner@example.org"), ""),
+        (("BODY", '"inner body"'), "4"),
         (("HEADER", "Message-ID", "<m3@"), "3"),
         (("HEADER", "MIME-Version", '""'), "4"),
         (("SINCE", "10-Sep-2024"), "3 4"),
@@ -448,9 +499,14 @@ def test_search_keys(imap: IMAPServer, store: MailStore) -> None:
     ]
     failures = []
     for criteria, expected in cases:
-        charset = "UTF-8" if any(not c.isascii() for c in criteria) else None
-        args = [c.encode() if not c.isascii() else c for c in criteria]
-        typ, data = client.search(charset, *args)  # type: ignore[arg-type]
+        charset = None
+        args = list(criteria)
+        if not args[-1].isascii():
+            # Non-ASCII text goes as a literal (atoms are 7-bit); imaplib sends it last. Bytes,
+            # so that imaplib announces the octet count, not the character count.
+            charset = "UTF-8"
+            client.literal = args.pop().encode()  # type: ignore[assignment]
+        typ, data = client.search(charset, *args)
         got = data[0].decode() if typ == "OK" and data[0] is not None else f"{typ} {data}"
         if got != expected:
             failures.append(f"SEARCH {' '.join(criteria)}: expected {expected!r}, got {got!r}")
@@ -469,6 +525,12 @@ def test_search_errors(wire: Wire) -> None:
     assert wire.cmd("SEARCH FROB")[-1].startswith(b"t4 BAD SEARCH: unknown search key 'FROB'")
     assert wire.cmd("SEARCH SINCE yesterday")[-1].startswith(b"t5 BAD SEARCH: invalid date")
     assert wire.cmd("SEARCH")[-1].startswith(b"t6 BAD SEARCH needs at least one search key")
+    # Atoms are 7-bit: 8-bit text must be a literal (or quoted), with a CHARSET or without.
+    for n, command in enumerate(["SEARCH SUBJECT café", "SEARCH CHARSET UTF-8 (SUBJECT café)"], 7):
+        assert wire.cmd(command)[-1].startswith(
+            b"t%d BAD SEARCH: 8-bit data in the atom b'caf\\xc3\\xa9': atoms are 7-bit" % n
+        )
+    assert wire.cmd('SEARCH SUBJECT "café"')[-1] == b"t9 OK SEARCH completed\r\n"
 
 
 # -- STORE, EXPUNGE, COPY, MOVE, APPEND ----------------------------------------------------------
@@ -480,9 +542,14 @@ def test_store_flags_are_visible_in_the_store(wire: Wire, store: MailStore) -> N
     wire.login()
     wire.cmd("SELECT INBOX")
     inbox = store.maildrop(BOB).inbox
-    assert wire.cmd("STORE 1:2 +FLAGS (\\Flagged Processed)")[:2] == [
+    # A keyword new to the mailbox is announced (FLAGS, PERMANENTFLAGS) before it is shown.
+    assert wire.cmd("STORE 1:2 +FLAGS (\\Flagged Processed)") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Processed)\r\n",
+        b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Processed \\*)] "
+        b"flags permitted\r\n",
         b"* 1 FETCH (FLAGS (\\Recent \\Flagged Processed))\r\n",
         b"* 2 FETCH (FLAGS (\\Recent \\Flagged Processed))\r\n",
+        b"t3 OK STORE completed\r\n",
     ]
     assert [m.flags for m in inbox.messages] == [{"\\Flagged", "Processed"}] * 2
     assert wire.cmd("STORE 2 -FLAGS.SILENT (Processed)") == [b"t4 OK STORE completed\r\n"]
@@ -502,12 +569,18 @@ def test_expunge_close_and_uid_expunge(wire: Wire, store: MailStore) -> None:
     wire.login()
     wire.cmd("SELECT INBOX")
     inbox = store.maildrop(BOB).inbox
-    assert wire.cmd("UID EXPUNGE 3:4") == [b"* 3 EXPUNGE\r\n", b"t3 OK UID EXPUNGE completed\r\n"]
+    # Expunging \\Recent messages changes the RECENT count: it is sent (as Dovecot does).
+    assert wire.cmd("UID EXPUNGE 3:4") == [
+        b"* 3 EXPUNGE\r\n",
+        b"* 4 RECENT\r\n",
+        b"t3 OK UID EXPUNGE completed\r\n",
+    ]
     assert [m.uid for m in inbox.messages] == [1, 2, 4, 5]
     # Sequence numbers shift down after each EXPUNGE: highest first keeps them valid.
     assert wire.cmd("EXPUNGE") == [
         b"* 4 EXPUNGE\r\n",
         b"* 2 EXPUNGE\r\n",
+        b"* 2 RECENT\r\n",
         b"t4 OK EXPUNGE completed\r\n",
     ]
     assert [m.uid for m in inbox.messages] == [1, 4]
@@ -532,12 +605,13 @@ def test_copy_and_move_with_uidplus(wire: Wire, store: MailStore) -> None:
     assert lines == [
         b"* OK [COPYUID %d 3 3] moved\r\n" % archive.uidvalidity,
         b"* 3 EXPUNGE\r\n",
+        b"* 2 RECENT\r\n",
         b"t5 OK UID MOVE completed\r\n",
     ]
     assert [m.uid for m in store.maildrop(BOB).inbox.messages] == [1, 2]
     assert archive.messages[-1].raw == plain(3)
     lines = wire.cmd("MOVE 1 Archive")
-    assert lines[-2:] == [b"* 1 EXPUNGE\r\n", b"t6 OK MOVE completed\r\n"]
+    assert lines[-3:] == [b"* 1 EXPUNGE\r\n", b"* 1 RECENT\r\n", b"t6 OK MOVE completed\r\n"]
     assert [m.uid for m in archive.messages] == [1, 2, 3, 4]
 
 
@@ -699,6 +773,37 @@ def test_noop_reports_changes_made_by_others(wire: Wire, store: MailStore) -> No
     assert wire.cmd("NOOP") == [b"t4 OK NOOP completed\r\n"]
 
 
+def test_keywords_set_by_others_are_announced(wire: Wire, store: MailStore) -> None:
+    store.deliver(BOB, plain(1), flags=["Old"])
+    store.deliver(BOB, plain(2))
+    wire.login()
+    wire.cmd("SELECT INBOX")
+    inbox = store.maildrop(BOB).inbox
+    inbox.set_flags(2, ["Fresh"], "add")
+    assert wire.cmd("NOOP") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Fresh Old)\r\n",
+        b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Fresh Old \\*)] "
+        b"flags permitted\r\n",
+        b"* 2 FETCH (FLAGS (\\Recent Fresh))\r\n",
+        b"t3 OK NOOP completed\r\n",
+    ]
+    # A keyword already announced (or already in FLAGS at SELECT) is not announced again.
+    inbox.set_flags(1, ["Fresh"], "add")
+    assert wire.cmd("NOOP") == [
+        b"* 1 FETCH (FLAGS (\\Recent Fresh Old))\r\n",
+        b"t4 OK NOOP completed\r\n",
+    ]
+    wire.cmd("EXAMINE INBOX")
+    store.deliver(BOB, plain(3), flags=["Later"])
+    assert wire.cmd("NOOP") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Fresh Later Old)\r\n",
+        b"* OK [PERMANENTFLAGS ()] read-only mailbox\r\n",
+        b"* 3 EXISTS\r\n",
+        b"* 1 RECENT\r\n",
+        b"t6 OK NOOP completed\r\n",
+    ]
+
+
 def test_no_expunge_during_fetch_store_search(wire: Wire, store: MailStore) -> None:
     for n in range(1, 4):
         store.deliver(BOB, plain(n))
@@ -714,7 +819,11 @@ def test_no_expunge_during_fetch_store_search(wire: Wire, store: MailStore) -> N
         b"t3 OK FETCH completed\r\n",
     ]
     assert wire.cmd("SEARCH ALL") == [b"* SEARCH 1 3\r\n", b"t4 OK SEARCH completed\r\n"]
-    assert wire.cmd("CHECK") == [b"* 2 EXPUNGE\r\n", b"t5 OK CHECK completed\r\n"]
+    assert wire.cmd("CHECK") == [
+        b"* 2 EXPUNGE\r\n",
+        b"* 2 RECENT\r\n",
+        b"t5 OK CHECK completed\r\n",
+    ]
     assert wire.cmd("FETCH 2 UID")[0] == b"* 2 FETCH (UID 3)\r\n"
 
 
@@ -732,6 +841,7 @@ def test_idle_wakes_on_a_delivery_from_the_test_thread(wire: Wire, store: MailSt
     assert wire.line() == b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n"
     store.maildrop(BOB).inbox.remove([1])
     assert wire.line() == b"* 1 EXPUNGE\r\n"
+    assert wire.line() == b"* 1 RECENT\r\n"
     wire.send(b"DONE\r\n")
     assert wire.line() == b"t9 OK IDLE terminated\r\n"
     assert wire.cmd("FETCH 1 UID")[0] == b"* 1 FETCH (UID 2)\r\n"

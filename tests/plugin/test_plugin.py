@@ -311,3 +311,28 @@ def anyio_backend():
 """
     )
     pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
+
+
+def test_retrieval_transcript_in_failure_report_with_password_masked(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        SEND
+        + """
+import imaplib
+
+def test_read(smtp_server, smtp_imap):
+    send(smtp_server, subject="read me")
+    client = imaplib.IMAP4(smtp_imap.host, smtp_imap.port)
+    client.login("bob@example.test", "sekrit-pw")
+    client.select("INBOX")
+    client.logout()
+    assert False, "show the report"
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    section = result.stdout.str().split("Captured smtp call", 1)[1]
+    assert "SELECT INBOX" in section
+    assert "LOGIN" in section
+    assert "sekrit-pw" not in section

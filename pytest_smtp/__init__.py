@@ -39,12 +39,15 @@ _EXPORTS = {
     "POP3Server": "pytest_smtp.retrieval.pop3",
     "IMAPServer": "pytest_smtp.retrieval.imap",
     "get_engine": "pytest_smtp.engine",
+    "MailNetwork": "pytest_smtp.relay",
+    "RetryPolicy": "pytest_smtp.relay",
 }
 
 __all__ = [
     "FakeDNS",
     "FaultSet",
     "IMAPServer",
+    "MailNetwork",
     "MailStore",
     "Mailbox",
     "MailboxError",
@@ -54,6 +57,7 @@ __all__ = [
     "POP3Server",
     "RecipientResult",
     "Reply",
+    "RetryPolicy",
     "Rule",
     "SMTPServer",
     "ServerOptions",
@@ -107,6 +111,7 @@ if TYPE_CHECKING:
         Transaction,
         TransactionLog,
     )
+    from .relay import MailNetwork, RetryPolicy
     from .retrieval.imap import IMAPServer
     from .retrieval.pop3 import POP3Server
     from .smtp.options import OptionError, ServerOptions

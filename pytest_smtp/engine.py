@@ -135,7 +135,7 @@ class Engine:
             return
 
         async def _stop_all() -> None:
-            servers = list(LoopServer._live)
+            servers = [s for s in LoopServer._live if s.engine is self]
             if servers:
                 await asyncio.wait(
                     [asyncio.ensure_future(s._stop_bounded()) for s in servers],

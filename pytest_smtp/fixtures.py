@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .fakedns import FakeDNS
     from .mail import Mailbox
     from .plugin import SMTPConfig
+    from .relay import MailNetwork
     from .retrieval.imap import IMAPServer
     from .retrieval.pop3 import POP3Server
 
@@ -31,6 +32,7 @@ __all__ = [
     "smtp_mailbox",
     "smtp_pop3",
     "smtp_pop3_factory",
+    "smtp_relay_chain",
     "smtp_server",
     "smtp_server_factory",
     "smtp_tls",
@@ -206,9 +208,45 @@ def _smtp_dns_server() -> Iterator[FakeDNS]:
 def smtp_dns(_smtp_dns_server: FakeDNS) -> Iterator[FakeDNS]:
     """A :class:`~pytest_smtp.fakedns.FakeDNS` with empty zones, patched into dnspython and
     ``socket.getaddrinfo`` (fake names only) for this test, restored afterwards."""
+    if not _smtp_dns_server.running:  # stopped by a test that shut an engine down
+        _smtp_dns_server.start()
     _smtp_dns_server.reset()
     with _smtp_dns_server.patch():
         yield _smtp_dns_server
+
+
+class MailNetworkBuilder(Protocol):
+    """``smtp_relay_chain(domain="example.test", **options) -> MailNetwork``."""
+
+    def __call__(self, domain: str | None = "example.test", **options: Any) -> MailNetwork: ...
+
+
+@pytest.fixture
+def smtp_relay_chain(smtp_dns: FakeDNS) -> Iterator[MailNetworkBuilder]:
+    """``build(domain="example.test", **options) -> MailNetwork`` on ``smtp_dns``.
+
+    One call gives submission -> relay -> MX -> mailbox for ``domain`` (``domain=None``: an empty
+    network to build by hand with ``add_domain``/``add_relay``/...). Every network is closed
+    after the test, which fails at teardown if an MTA hit an internal error.
+    """
+    from .relay import MailNetwork
+
+    networks: list[MailNetwork] = []
+
+    def build(domain: str | None = "example.test", **options: Any) -> MailNetwork:
+        if domain:
+            network = MailNetwork.simple(smtp_dns, domain, **options)
+        else:
+            network = MailNetwork(smtp_dns, **options)
+        networks.append(network)
+        return network
+
+    yield build
+    for network in networks:
+        network.close()  # also gathers its hosts' server errors into network.errors
+    errors = [error for network in networks for error in network.errors]
+    if errors:
+        pytest.fail("relay chain internal errors:\n\n" + "\n".join(errors), pytrace=False)
 
 
 _Retrieval = Callable[..., Any]

@@ -60,9 +60,10 @@ class SMTPServer(LoopServer):
         self.policy = FaultSet(seed=0)
         """Standing rules evaluated before :attr:`faults` and kept by :meth:`reset`: what the
         server *is* (a relay refusing to relay), not what a test makes it do."""
-        self.delivery_hook: Callable[[Message, str], bytes] | None = None
+        self.delivery_hook: Callable[[Message, str], bytes | None] | None = None
         """If set, ``hook(message, rcpt) -> bytes`` gives what is filed into the recipient's
-        maildrop (a final MX adds ``Return-Path:``/``Received:``); the capture log keeps ``raw``."""
+        maildrop (a final MX adds ``Return-Path:``/``Received:``), or ``None`` to file nothing
+        (a relay forwards instead of filing); the capture log keeps ``raw`` either way."""
         self._ca = ca
         self._ids = itertools.count(1)
         self._sessions: list[tuple[SessionInfo, list[str]]] = []
@@ -151,5 +152,6 @@ class SMTPServer(LoopServer):
             for rcpt in message.rcpt_tos
         ]
         for rcpt, data in copies:
-            self.store.deliver(rcpt, data, internal_date=message.received_at)
+            if data is not None:
+                self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)

@@ -1,0 +1,137 @@
+"""Assertions about a recipient's fate across a :class:`~pytest_smtp.relay.chain.MailNetwork`.
+
+Each helper looks at the journeys to one recipient (optionally only messages with a given
+``subject``), passes when one of them matches and returns it; otherwise it raises
+``AssertionError`` listing every journey of that recipient hop by hop (or, when none exists,
+every journey in the network). This module never imports pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .chain import Journey, MailNetwork
+
+__all__ = ["assert_bounced", "assert_deferred", "assert_delivered", "assert_dropped"]
+
+
+def _status_matches(wanted: str, actual: str | None) -> bool:
+    """``"5.1.1"`` matches exactly; ``"5"`` or ``"5.1"`` matches a class or subject prefix."""
+    if actual is None:
+        return False
+    return actual == wanted or actual.startswith(wanted + ".")
+
+
+def _candidates(network: MailNetwork, rcpt: str, subject: str | None) -> list[Journey]:
+    journeys = network.journeys(rcpt)
+    if subject is not None:
+        journeys = [j for j in journeys if j.subject == subject]
+    return journeys
+
+
+def _fail(network: MailNetwork, rcpt: str, wanted: str, subject: str | None) -> AssertionError:
+    journeys = network.journeys(rcpt)
+    lines = [f"expected <{rcpt}> to be {wanted}"]
+    if subject is not None:
+        lines[0] += f" (subject={subject!r})"
+    if journeys:
+        lines.append(f"journeys of <{rcpt}> ({len(journeys)}):")
+        lines.extend(f"  {line}" for j in journeys for line in j.describe().splitlines())
+    else:
+        others = network.journeys()
+        lines.append(f"no message for <{rcpt}> entered the network; all journeys ({len(others)}):")
+        lines.extend(f"  {line}" for j in others for line in j.describe().splitlines())
+        if not others:
+            lines.append("  (none: did the code under test send, and was run_until_idle() called?)")
+    return AssertionError("\n".join(lines))
+
+
+def _names(via: Sequence[str]) -> list[str]:
+    if isinstance(via, str):
+        raise TypeError(f"via must be a list of host names such as ['smtp.x', 'mx.x'], not {via!r}")
+    return [v.lower().rstrip(".") for v in via]
+
+
+def assert_delivered(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    via: Sequence[str] | None = None,
+    subject: str | None = None,
+) -> Journey:
+    """``rcpt`` got the message in its mailbox; with ``via``, through exactly those hosts
+    (every host that accepted it, first hop to final MX, in order)."""
+    wanted = "delivered" + (f" via {' -> '.join(_names(via))}" if via is not None else "")
+    for journey in _candidates(network, rcpt, subject):
+        if journey.status != "delivered":
+            continue
+        if via is not None and journey.hops != _names(via):
+            continue
+        return journey
+    raise _fail(network, rcpt, wanted, subject)
+
+
+def assert_bounced(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    status: str | None = None,
+    subject: str | None = None,
+    dsn: bool | None = None,
+) -> Journey:
+    """The message to ``rcpt`` was given up on, with the enhanced ``status`` (``"5.1.1"``, or a
+    prefix such as ``"5.1"``); ``dsn=True``: a failure DSN reached the sender's mailbox,
+    ``dsn=False``: none was generated (null sender, ``NOTIFY=NEVER``)."""
+    wanted = "bounced" + (f" with status {status}" if status else "")
+    if dsn is not None:
+        wanted += ", with a DSN delivered to the sender" if dsn else ", without a DSN"
+    for journey in _candidates(network, rcpt, subject):
+        if journey.status != "bounced":
+            continue
+        if status is not None and not _status_matches(status, journey.status_code):
+            continue
+        if dsn is True and journey.dsn is None:
+            continue
+        if dsn is False and journey.dsn_raw is not None:
+            continue
+        return journey
+    raise _fail(network, rcpt, wanted, subject)
+
+
+def assert_deferred(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    status: str | None = None,
+    subject: str | None = None,
+) -> Journey:
+    """The message to ``rcpt`` waits in a queue for a retry (``status``: the last transient
+    failure's enhanced status, or a prefix)."""
+    wanted = "deferred" + (f" with status {status}" if status else "")
+    for journey in _candidates(network, rcpt, subject):
+        if journey.status != "deferred":
+            continue
+        if status is not None and not _status_matches(status, journey.status_code):
+            continue
+        return journey
+    raise _fail(network, rcpt, wanted, subject)
+
+
+def assert_dropped(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    at: str | None = None,
+    subject: str | None = None,
+) -> Journey:
+    """A host accepted the message to ``rcpt`` (250) and discarded it; ``at``: that host."""
+    wanted = "dropped" + (f" at {at}" if at else "")
+    for journey in _candidates(network, rcpt, subject):
+        if journey.status != "dropped":
+            continue
+        if at is not None and journey.host != at.lower().rstrip("."):
+            continue
+        return journey
+    raise _fail(network, rcpt, wanted, subject)

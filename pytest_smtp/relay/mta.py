@@ -1,0 +1,327 @@
+"""The relay MTA's SMTP client side: one delivery attempt of a queued message, with aiosmtplib.
+
+Everything runs on the engine's loop and awaits; nothing blocks. An attempt walks the
+exchanges of a route in order (RFC 5321 §5.1): a connection failure, a non-220 greeting, a
+failed EHLO/HELO or a failed TLS handshake moves on to the next address or host; once a
+transaction has started, the replies to MAIL, RCPT and DATA decide the fate of each recipient
+(2xx delivered, 4xx deferred, 5xx bounced) and no other host is tried.
+
+It also holds the byte-level helpers of forwarding: line-ending normalisation (the defence
+against SMTP smuggling: a bare CR or LF becomes CRLF, and aiosmtplib then dot-stuffs every
+line, so a fake end-of-data inside a message can never end it early at the next hop), trace
+headers (``Received:``, ``Return-Path:``) and the hop count used for loop detection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import aiosmtplib
+
+from ..mail import Reply
+from .queue import QueueItem
+
+__all__ = [
+    "AttemptResult",
+    "RecipientVerdict",
+    "Target",
+    "count_received",
+    "deliver",
+    "normalize_line_endings",
+    "received_header",
+    "return_path_header",
+]
+
+_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: |$)")
+
+
+def normalize_line_endings(raw: bytes) -> bytes:
+    """Every CR, LF and CRLF becomes CRLF, and the message ends with CRLF."""
+    data = _LINE_ENDINGS.sub(b"\r\n", raw)
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
+def _header_end(raw: bytes) -> int:
+    end = raw.find(b"\r\n\r\n")
+    return len(raw) if end < 0 else end + 2
+
+
+def count_received(raw: bytes) -> int:
+    """How many ``Received:`` fields the header section holds (the hop count)."""
+    return len(_RECEIVED.findall(raw, 0, _header_end(raw)))
+
+
+def received_header(
+    *,
+    helo: str | None,
+    peer_ip: str,
+    by: str,
+    protocol: str,
+    queue_id: str,
+    recipient: str | None,
+    when: datetime,
+    tls: str | None = None,
+) -> bytes:
+    """A ``Received:`` field (RFC 5321 §4.4), folded, ending in CRLF.
+
+    ``protocol`` is ``SMTP``, ``ESMTP``, ``ESMTPS``, ``ESMTPA`` or ``ESMTPSA`` (RFC 3848).
+    ``recipient`` is given only for a single-recipient delivery (listing several recipients
+    would disclose Bcc recipients).
+    """
+    # No reverse DNS here: "from HELO ([address])", as MTAs write for an unresolved client.
+    lines = [f"Received: from {helo or 'unknown'} ([{peer_ip}])"]
+    if tls:
+        lines.append(f"\t({tls})")
+    lines.append(f"\tby {by} (pytest_smtp relay) with {protocol} id {queue_id}")
+    stamp = email.utils.format_datetime(when)
+    if recipient is not None:
+        lines.append(f"\tfor <{recipient}>; {stamp}")
+    else:
+        lines[-1] += ";"
+        lines.append(f"\t{stamp}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def return_path_header(mail_from: str) -> bytes:
+    """``Return-Path: <sender>`` (RFC 5321 §4.4), added at final delivery."""
+    return f"Return-Path: <{mail_from}>\r\n".encode()
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One address to try: the exchange's name (for TLS and the trace) and where it listens."""
+
+    name: str
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.ip}]:{self.port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipientVerdict:
+    """What the remote side said about one recipient in one attempt."""
+
+    address: str
+    reply: Reply
+    stage: str
+    """Where the verdict came from: ``connect``, ``mail``, ``rcpt``, ``data`` or ``eod``."""
+
+    @property
+    def kind(self) -> str:
+        """``delivered``, ``deferred`` or ``bounced``."""
+        if 200 <= self.reply.code < 300:
+            return "delivered"
+        return "deferred" if self.reply.code < 500 else "bounced"
+
+    @property
+    def status(self) -> str:
+        """The enhanced status code, or one derived from the reply code class."""
+        if self.reply.enhanced:
+            return self.reply.enhanced
+        return {2: "2.0.0", 4: "4.0.0"}.get(self.reply.code // 100, "5.0.0")
+
+
+@dataclasses.dataclass
+class AttemptResult:
+    """The outcome of one delivery attempt."""
+
+    verdicts: list[RecipientVerdict]
+    target: Target | None = None
+    """The host that took part in the transaction (None when no host could be reached)."""
+    dsn: bool = False
+    """Whether that host advertised DSN (RFC 3461)."""
+    tls: str | None = None
+    """The TLS version used towards it, if any."""
+    errors: list[str] = dataclasses.field(default_factory=list)
+    """Connection-level failures, one per address tried without success."""
+    local: tuple[str, int] | None = None
+    """Our end of the connection that carried the transaction."""
+
+
+def _reply(code: int, message: str) -> Reply:
+    text = " ".join(message.split("\n")) if message else ""
+    enhanced = None
+    match = _ENHANCED.match(text)
+    if match:
+        enhanced, text = match.group(1), text[match.end() :]
+    try:
+        return Reply(code, text, enhanced)
+    except ValueError:
+        return Reply(code, text)
+
+
+class _Skip(Exception):
+    """This target failed before a transaction started: try the next one."""
+
+
+async def deliver(
+    item: QueueItem,
+    targets: Sequence[Target],
+    *,
+    helo: str,
+    source_ip: str | None,
+    tls_context: ssl.SSLContext | None,
+    timeout: float,
+    on_connect: Callable[[Target, tuple[str, int]], None] | None = None,
+) -> AttemptResult:
+    """Try ``targets`` in order until one takes part in a transaction for ``item``.
+
+    ``on_connect(target, local_address)`` is called as soon as a connection is made (the
+    network uses it to recognise the message when it arrives at the next hop).
+    """
+    errors: list[str] = []
+    for target in targets:
+        try:
+            result = await _attempt(item, target, helo, source_ip, tls_context, timeout, on_connect)
+        except _Skip as exc:
+            errors.append(f"{target}: {exc}")
+            continue
+        result.errors = errors + result.errors
+        return result
+    detail = "; ".join(errors) if errors else "no host to try"
+    reply = Reply(451, f"delivery temporarily suspended: {detail}", "4.4.1")
+    return AttemptResult(
+        [RecipientVerdict(r.address, reply, "connect") for r in item.recipients], errors=errors
+    )
+
+
+async def _attempt(
+    item: QueueItem,
+    target: Target,
+    helo: str,
+    source_ip: str | None,
+    tls_context: ssl.SSLContext | None,
+    timeout: float,
+    on_connect: Callable[[Target, tuple[str, int]], None] | None,
+) -> AttemptResult:
+    client = aiosmtplib.SMTP(
+        hostname=target.ip,
+        port=target.port,
+        local_hostname=helo,
+        source_address=(source_ip, 0) if source_ip else None,
+        timeout=timeout,
+        start_tls=False,
+        use_tls=False,
+    )
+    try:
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            raise _Skip(f"greeting {exc.code} {exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise _Skip(f"connect failed: {exc}") from None
+        local = client.get_transport_info("sockname")
+        local_address = (str(local[0]), int(local[1])) if local else ("", 0)
+        if on_connect is not None:
+            on_connect(target, local_address)
+        tls = None
+        try:
+            await _hello(client, helo)
+            if client.supports_extension("starttls") and tls_context is not None:
+                await client.starttls(server_hostname=target.name, tls_context=tls_context)
+                ssl_object = client.get_transport_info("ssl_object")
+                tls = ssl_object.version() if ssl_object is not None else "TLS"
+                await _hello(client, helo)
+        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            raise _Skip(f"session setup failed: {exc}") from None
+        result = await _transaction(client, item, target)
+        result.tls = tls
+        result.local = local_address
+        return result
+    finally:
+        client.close()
+
+
+async def _hello(client: aiosmtplib.SMTP, helo: str) -> None:
+    try:
+        await client.ehlo(hostname=helo)
+    except aiosmtplib.SMTPHeloError:
+        await client.helo(hostname=helo)
+
+
+async def _transaction(client: aiosmtplib.SMTP, item: QueueItem, target: Target) -> AttemptResult:
+    dsn = client.supports_extension("dsn")
+    result = AttemptResult([], target=target, dsn=dsn)
+    recipients = item.recipients
+
+    def everyone(reply: Reply, stage: str, who: Sequence[str]) -> AttemptResult:
+        result.verdicts.extend(RecipientVerdict(a, reply, stage) for a in who)
+        return result
+
+    options: list[str] = []
+    if item.eight_bit and client.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")
+    if item.smtputf8:
+        if not client.supports_extension("smtputf8"):
+            reply = Reply(
+                554, f"SMTPUTF8 is required, but was not offered by {target.name}", "5.6.7"
+            )
+            return everyone(reply, "mail", [r.address for r in recipients])
+        options.append("SMTPUTF8")
+    if dsn:
+        if item.ret:
+            options.append(f"RET={item.ret}")
+        if item.envid:
+            options.append(f"ENVID={item.envid}")
+    try:
+        response = await client.execute_command(
+            b"MAIL", f"FROM:<{item.mail_from}>".encode(), *(o.encode() for o in options)
+        )
+    except aiosmtplib.SMTPException as exc:
+        return everyone(_lost(exc), "mail", [r.address for r in recipients])
+    if response.code != 250:
+        return everyone(
+            _reply(response.code, response.message), "mail", [r.address for r in recipients]
+        )
+    accepted: list[str] = []
+    for rcpt in recipients:
+        rcpt_options = rcpt.options() if dsn else []
+        try:
+            response = await client.execute_command(
+                b"RCPT", f"TO:<{rcpt.address}>".encode(), *(o.encode() for o in rcpt_options)
+            )
+        except aiosmtplib.SMTPException as exc:
+            done = {v.address for v in result.verdicts}
+            return everyone(
+                _lost(exc), "rcpt", [r.address for r in recipients if r.address not in done]
+            )
+        if response.code in (250, 251):
+            accepted.append(rcpt.address)
+        else:
+            result.verdicts.append(
+                RecipientVerdict(rcpt.address, _reply(response.code, response.message), "rcpt")
+            )
+    if not accepted:
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            pass
+        return result
+    try:
+        response = await client.data(item.raw)
+    except aiosmtplib.SMTPDataError as exc:
+        return everyone(_reply(exc.code, exc.message), "eod", accepted)
+    except aiosmtplib.SMTPException as exc:
+        return everyone(_lost(exc), "eod", accepted)
+    everyone(_reply(response.code, response.message), "eod", accepted)
+    try:
+        await client.quit()
+    except aiosmtplib.SMTPException:
+        pass
+    return result
+
+
+def _lost(exc: BaseException) -> Reply:
+    return Reply(451, f"lost connection with the next hop: {exc}", "4.4.2")

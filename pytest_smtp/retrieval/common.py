@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeAlias
 
+from pytest_smtp.engine import LoopServer
 from pytest_smtp.smtp.tls import TLS_MODES, default_ca
 from pytest_smtp.store import normalize_address
 
@@ -429,3 +430,24 @@ async def upgrade_to_tls(
     else:
         await _start_tls_legacy(writer, context, handshake_timeout)
     return discarded
+
+
+class RecordingServer(LoopServer):
+    """A retrieval server that records its sessions: :attr:`sessions`, :attr:`transcript`,
+    :meth:`reset` (shared by POP3 and IMAP; subclasses set ``self._log``)."""
+
+    _log: SessionLog
+
+    @property
+    def sessions(self) -> list[SessionRecord]:
+        """One record per connection (oldest first): peer, user, TLS, transcript."""
+        return self._log.sessions
+
+    @property
+    def transcript(self) -> list[str]:
+        """Every line of every session, ``#<id> C: ...``/``#<id> S: ...``, passwords masked."""
+        return self._log.transcript
+
+    def reset(self) -> None:
+        """Forget the recorded sessions (per-test reset; the store is reset separately)."""
+        self._log.clear()

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_smtp.engine import LoopServer
 from pytest_smtp.retrieval.common import (
     AuthOption,
+    RecordingServer,
     SessionLog,
     SessionRecord,
     check_credentials,
@@ -235,7 +235,7 @@ def _list_regex(pattern: str) -> re.Pattern[str]:
 # -- the server ----------------------------------------------------------------------------------
 
 
-class IMAPServer(LoopServer):
+class IMAPServer(RecordingServer):
     """An IMAP4rev1 server over a :class:`~pytest_smtp.store.MailStore`, on the engine's loop.
 
     ``with IMAPServer(store) as server: imaplib.IMAP4(*server.address)``. The login name is
@@ -282,20 +282,6 @@ class IMAPServer(LoopServer):
         """The store whose maildrops the sessions open."""
         self._log = SessionLog("IMAP")
         self._server: asyncio.Server | None = None
-
-    @property
-    def sessions(self) -> list[SessionRecord]:
-        """One record per connection (oldest first), each with its transcript."""
-        return self._log.sessions
-
-    @property
-    def transcript(self) -> list[str]:
-        """Every line of every session, prefixed with ``#<session id>``; passwords masked."""
-        return self._log.transcript
-
-    def reset(self) -> None:
-        """Forget the recorded sessions (the store is reset separately)."""
-        self._log.clear()
 
     def __repr__(self) -> str:
         where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"

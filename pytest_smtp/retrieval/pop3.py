@@ -24,9 +24,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from pytest_smtp.engine import LoopServer
 from pytest_smtp.retrieval.common import (
     AuthOption,
+    RecordingServer,
     SessionLog,
     SessionRecord,
     check_credentials,
@@ -54,7 +54,7 @@ _banner_counter = itertools.count(1)
 _State = Literal["authorization", "transaction"]
 
 
-class POP3Server(LoopServer):
+class POP3Server(RecordingServer):
     """A POP3 server for the maildrops of ``store``; a context manager, also outside pytest.
 
     Options (named like ``SMTPServer``'s): ``hostname`` (greeting and APOP banner, never
@@ -102,20 +102,6 @@ class POP3Server(LoopServer):
         return (
             f"<POP3Server {where} tls={self.tls!r} auth={'any' if self.auth == 'any' else 'table'}>"
         )
-
-    @property
-    def sessions(self) -> list[SessionRecord]:
-        """One record per connection (oldest first): peer, user, TLS, transcript."""
-        return self._log.sessions
-
-    @property
-    def transcript(self) -> list[str]:
-        """Every line of every session, ``#<id> C: ...``/``#<id> S: ...``, passwords masked."""
-        return self._log.transcript
-
-    def reset(self) -> None:
-        """Forget the recorded sessions (per-test reset; the store is reset separately)."""
-        self._log.clear()
 
     def wait_idle(self, timeout: float = 5.0) -> list[SessionRecord]:
         """Block until every client has disconnected; returns the session records.

@@ -349,14 +349,34 @@ class LoopServer(abc.ABC):
     async def _aclose(self) -> None:
         """Close the listening sockets (connections are dropped by the base class)."""
 
+    @staticmethod
+    async def _close_listener(server: asyncio.Server) -> None:
+        """Close a listening server after letting already-queued accepts finish.
+
+        Python 3.13.0 asserts in ``Server._attach`` for a connection accepted after
+        ``close()`` and leaves that socket open (the client hangs until GC). A few loop turns
+        first let pending accepts reach ``connection_made``, where a stopped server aborts
+        them (see :meth:`_track_transport`).
+        """
+        for _ in range(4):
+            await asyncio.sleep(0)
+        server.close()
+
     def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
         """Register a per-connection task so stop() can cancel it."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _track_transport(self, transport: asyncio.BaseTransport) -> None:
+    def _track_transport(self, transport: asyncio.BaseTransport) -> bool:
+        """Register a connection's transport so stop() can abort it. False (and the transport
+        aborted) when the server is already stopped: a connection the loop accepted just
+        before the listener closed (seen on Python 3.13) must not outlive stop()."""
+        if self._stopped:
+            transport.abort()  # type: ignore[attr-defined]
+            return False
         self._transports.add(transport)
+        return True
 
     def _untrack_transport(self, transport: asyncio.BaseTransport) -> None:
         self._transports.discard(transport)
@@ -380,7 +400,8 @@ class LoopServer(abc.ABC):
             task = asyncio.current_task()
             if task is not None:
                 self._track(task)
-            self._track_transport(writer.transport)
+            if not self._track_transport(writer.transport):
+                return
             try:
                 await handler(reader, writer)
             except (asyncio.CancelledError, ConnectionError):

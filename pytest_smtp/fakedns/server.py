@@ -459,8 +459,8 @@ class FakeDNS(LoopServer, RecordBuilder):
             self._udp = None
         if self._tcp is not None:
             # No wait_closed(): on 3.12+ it waits for clients; the base class aborts them.
-            self._tcp.close()
-            self._tcp = None
+            tcp, self._tcp = self._tcp, None
+            await self._close_listener(tcp)
 
     def _on_datagram(
         self, transport: asyncio.DatagramTransport, data: bytes, addr: tuple[Any, ...]

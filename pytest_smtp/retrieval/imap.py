@@ -295,8 +295,8 @@ class IMAPServer(RecordingServer):
 
     async def _aclose(self) -> None:
         if self._server is not None:
-            self._server.close()
-            self._server = None
+            server, self._server = self._server, None
+            await self._close_listener(server)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         record = self._log.start(writer.get_extra_info("peername"))

@@ -82,7 +82,9 @@ class SMTPConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server._track_transport(transport)
+        if not self.server._track_transport(transport):
+            self._closed = True
+            return
         peer = transport.get_extra_info("peername") or ("", 0)
         self.session = SessionInfo(
             id=self.server._next_id(),

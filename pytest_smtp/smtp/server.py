@@ -129,8 +129,8 @@ class SMTPServer(LoopServer):
 
     async def _aclose(self) -> None:
         if self._server is not None:
-            self._server.close()
-            self._server = None
+            server, self._server = self._server, None
+            await self._close_listener(server)
 
     # -- called by connections on the engine loop ------------------------------------------
     def _next_id(self) -> int:

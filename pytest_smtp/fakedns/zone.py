@@ -16,6 +16,7 @@ This module never imports pytest.
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import re
 import textwrap
@@ -231,13 +232,14 @@ def _addresses(address: str | Iterable[str]) -> list[str]:
     return [address] if isinstance(address, str) else list(address)
 
 
-class RecordBuilder:
+class RecordBuilder(abc.ABC):
     """The record-adding methods shared by :class:`Zone`, :class:`ZoneSet` and ``FakeDNS``.
 
     Adding to a name and type that already has records adds to that record set (two
     ``add_a`` calls give two addresses); SOA is the exception, it is replaced.
     """
 
+    @abc.abstractmethod
     def _add_rdatas(
         self,
         name: dns.name.Name,
@@ -245,7 +247,7 @@ class RecordBuilder:
         rdatas: list[dns.rdata.Rdata],
         ttl: int,
     ) -> None:
-        raise NotImplementedError
+        """Store ``rdatas`` under ``name``/``rdtype`` (each class keeps records its own way)."""
 
     def add(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
+import copy
 import io
 import re
 import ssl
@@ -398,7 +398,7 @@ class SMTPConnection(asyncio.Protocol):
 
     def _session_snapshot(self) -> SessionInfo:
         assert self.session is not None
-        return dataclasses.replace(self.session)
+        return copy.copy(self.session)  # a flat dataclass: a shallow copy is a snapshot
 
     def _begin_transaction(self) -> Transaction:
         self._abort_transaction("aborted", None)

@@ -37,6 +37,7 @@ from ..smtp.tls import default_ca
 from .dsn import DSNRecipient, DSNReport, build_dsn, parse_dsn, parse_notify
 from .mta import (
     AttemptResult,
+    ConnectionCache,
     Target,
     count_received,
     deliver,
@@ -131,8 +132,9 @@ class Journey:
         """The envelope recipient, as accepted by the first hop."""
         self.mail_from = mail_from
         """The envelope sender (``""`` for a DSN)."""
-        self.subject = subject
-        self.message_id = message_id
+        self._subject = subject
+        self._message_id = message_id
+        self._headers_from: Message | None = None
         self.generated = False
         """True for a DSN made by a host of the network (not mail from outside)."""
         self.status: Status = "queued"
@@ -155,6 +157,38 @@ class Journey:
         """The journeys of those DSNs back to the sender."""
         self._arrivals: set[tuple[str, int, str, int]] = set()
         self._network = network
+
+    def _load_headers(self) -> None:
+        # Parsing headers costs more than the rest of an arrival, and most journeys are never
+        # read: take Subject and Message-ID from the first hop's copy on first use only.
+        message = self._headers_from
+        if message is not None:
+            # Cleared last: a reader on another thread never sees the headers half-loaded.
+            self._subject = _safe_subject(message)
+            self._message_id = _safe_header(message, "Message-ID")
+            self._headers_from = None
+
+    @property
+    def subject(self) -> str | None:
+        """The message's ``Subject:`` as the first hop received it (None when absent)."""
+        self._load_headers()
+        return self._subject
+
+    @subject.setter
+    def subject(self, value: str | None) -> None:
+        self._load_headers()
+        self._subject = value
+
+    @property
+    def message_id(self) -> str | None:
+        """The message's ``Message-ID:`` as the first hop received it (None when absent)."""
+        self._load_headers()
+        return self._message_id
+
+    @message_id.setter
+    def message_id(self, value: str | None) -> None:
+        self._load_headers()
+        self._message_id = value
 
     @property
     def delivered(self) -> bool:
@@ -291,7 +325,10 @@ class MailNetwork:
     each SMTP step of a delivery in real seconds. ``hop_limit`` is the largest number of
     ``Received:`` fields a message may carry (Postfix's ``hopcount_limit``, 50). ``auto``:
     deliver as soon as mail arrives instead of waiting for :meth:`run_until_idle`.
-    ``concurrency``: deliveries in flight at once.
+    ``concurrency``: deliveries in flight at once. ``reuse_connections``: within one
+    delivery run, a host keeps its connection to a next hop open and sends the next message
+    for that hop over it (``RSET`` between messages, ``QUIT`` when the run ends), as Postfix's
+    connection cache does; ``False`` opens one connection per delivery attempt.
 
     Build it with :meth:`add_submission`, :meth:`add_relay`, :meth:`add_domain` /
     :meth:`add_mx`, or all at once with :meth:`simple`. Use as a context manager or call
@@ -308,6 +345,7 @@ class MailNetwork:
         hop_limit: int = 50,
         auto: bool = False,
         concurrency: int = 32,
+        reuse_connections: bool = True,
         clock: VirtualClock | None = None,
         distinct_addresses: bool | None = None,
     ) -> None:
@@ -326,6 +364,7 @@ class MailNetwork:
         self.hop_limit = hop_limit
         self.auto = auto
         self.concurrency = concurrency
+        self.reuse_connections = bool(reuse_connections)
         self.clock = clock or VirtualClock()
         """The virtual clock every queue runs on."""
         if distinct_addresses is None:
@@ -350,6 +389,9 @@ class MailNetwork:
         self._tls_context = default_ca().client_context()
         self._resolver = dns.resolver()
         self._cache = LookupCache(self._resolver)
+        self.connections = ConnectionCache()
+        """Sessions to next hops kept open between the deliveries of a run (``opened`` and
+        ``reused`` count them)."""
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -684,6 +726,7 @@ class MailNetwork:
             await asyncio.shield(self._pump)
             now = self.clock.time()
             if not any(h.queue.due(now) for h in self.hosts.values()):
+                await self.connections.wait_closed()
                 return
 
     async def _run(self) -> None:
@@ -698,6 +741,8 @@ class MailNetwork:
                     item.in_flight = True
                     running.add(asyncio.get_running_loop().create_task(self._attempt(host, item)))
             if not running:
+                # The run is over: nothing is left for the cached sessions to carry.
+                self.connections.release()
                 return
             done, running_pending = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             running = set(running_pending)
@@ -773,13 +818,8 @@ class MailNetwork:
         for rcpt in message.rcpt_tos:
             journey = link.get(rcpt.lower()) if link else None
             if journey is None:
-                journey = Journey(
-                    rcpt,
-                    message.mail_from,
-                    self,
-                    subject=_safe_subject(message),
-                    message_id=_safe_header(message, "Message-ID"),
-                )
+                journey = Journey(rcpt, message.mail_from, self)
+                journey._headers_from = message
                 with self._lock:
                     self._journeys.append(journey)
             elif sender_host is not None:
@@ -906,7 +946,7 @@ class MailNetwork:
             + hashlib.sha1(item.raw[:4096]).hexdigest()
         )
         if host.smarthost and item.destination == host.smarthost:
-            route_exchanges: Sequence[Exchange] = [await _smarthost(self._resolver, host.smarthost)]
+            route_exchanges: Sequence[Exchange] = [await _smarthost(self._cache, host.smarthost)]
         else:
             route = await resolve_route(
                 self._cache, item.destination, rng=rng, is_self=self._is_self(host)
@@ -969,6 +1009,7 @@ class MailNetwork:
                     tls_context=self._tls_context,
                     timeout=self.timeout,
                     on_connect=on_connect,
+                    cache=self.connections if self.reuse_connections else None,
                 )
             finally:
                 with self._lock:
@@ -1100,9 +1141,13 @@ class MailNetwork:
             )
             if target_host is not None:
                 where = target_host.name
+                # One session may carry several messages: match the recipient as well.
+                rcpt = journey.recipient.lower()
                 dropped = target_host.transactions.filter(
                     outcome="dropped",
-                    predicate=lambda t: t.session.peer == result.local,
+                    predicate=lambda t: (
+                        t.session.peer == result.local and rcpt in (r.lower() for r in t.rcpt_tos)
+                    ),
                 )
                 if not dropped:
                     detail = "accepted (250) but not recorded as received"
@@ -1257,6 +1302,8 @@ class MailNetwork:
         if pump is not None and not pump.done():
             with contextlib.suppress(Exception):
                 self.engine.call(_cancel(pump), timeout=5)
+        with contextlib.suppress(Exception):
+            self.engine.call(self.connections.aclose(), timeout=5)
         for host in self.hosts.values():
             host.server.stop()
             self.errors.extend(host.server.errors)

@@ -21,6 +21,7 @@ import re
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeAlias
 
 import aiosmtplib
 
@@ -29,7 +30,9 @@ from .queue import QueueItem
 
 __all__ = [
     "AttemptResult",
+    "ConnectionCache",
     "RecipientVerdict",
+    "Session",
     "Target",
     "count_received",
     "deliver",
@@ -45,7 +48,13 @@ _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 
 def normalize_line_endings(raw: bytes) -> bytes:
     """Every CR, LF and CRLF becomes CRLF, and the message ends with CRLF."""
-    data = _LINE_ENDINGS.sub(b"\r\n", raw)
+    pairs = raw.count(b"\r\n")
+    if raw.count(b"\r") == pairs and raw.count(b"\n") == pairs:
+        # Already CRLF throughout (the usual case): three counts instead of one substitution
+        # per line.
+        data = raw
+    else:
+        data = _LINE_ENDINGS.sub(b"\r\n", raw)
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data
@@ -166,6 +175,98 @@ class _Skip(Exception):
     """This target failed before a transaction started: try the next one."""
 
 
+CacheKey: TypeAlias = "tuple[str, str | None, Target]"
+"""``(helo, source address, target)``: sessions are shared only between identical clients."""
+
+
+@dataclasses.dataclass
+class Session:
+    """An open SMTP session with a next hop, past EHLO (and STARTTLS when offered)."""
+
+    client: aiosmtplib.SMTP
+    target: Target
+    local: tuple[str, int]
+    """Our end of the connection (how the next hop sees this client)."""
+    tls: str | None
+    """The TLS version in use, or None for plain text."""
+    transactions: int = 0
+    """How many transactions this session has carried."""
+
+
+class ConnectionCache:
+    """Idle sessions to next hops, kept for the next message to the same host.
+
+    A delivery takes a session (:meth:`take`), runs one transaction on it and gives it back
+    (:meth:`put`) when the session is still in a known state; the next delivery to that host
+    sends ``RSET`` and reuses it instead of connecting, greeting, ``EHLO``-ing and negotiating
+    TLS again (what Postfix's connection cache saves). :meth:`release` says ``QUIT`` to every
+    idle session, in the background; :meth:`wait_closed` waits for those goodbyes.
+    Engine-loop only.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[CacheKey, list[Session]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self.opened = 0
+        """Sessions opened since the cache was made."""
+        self.reused = 0
+        """Transactions that ran on a session opened for an earlier one."""
+
+    def take(self, key: CacheKey) -> Session | None:
+        """An idle session for ``key`` (now owned by the caller), or None."""
+        sessions = self._idle.get(key)
+        if not sessions:
+            return None
+        session = sessions.pop()
+        if not sessions:
+            del self._idle[key]
+        return session
+
+    def put(self, key: CacheKey, session: Session) -> None:
+        """Keep ``session`` for a later delivery (closed instead when it is disconnected)."""
+        if session.client.is_connected:
+            self._idle.setdefault(key, []).append(session)
+        else:
+            session.client.close()
+
+    def release(self) -> None:
+        """Say ``QUIT`` to every idle session in the background and forget them."""
+        sessions = [s for group in self._idle.values() for s in group]
+        self._idle.clear()
+        loop = asyncio.get_running_loop()
+        for session in sessions:
+            task = loop.create_task(_goodbye(session.client))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def wait_closed(self) -> None:
+        """Wait until every session given to :meth:`release` is closed."""
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """:meth:`release`, then :meth:`wait_closed`."""
+        self.release()
+        await self.wait_closed()
+
+    def __len__(self) -> int:
+        """The number of idle sessions."""
+        return sum(len(group) for group in self._idle.values())
+
+    def __repr__(self) -> str:
+        return f"<ConnectionCache idle={len(self)} opened={self.opened} reused={self.reused}>"
+
+
+async def _goodbye(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await client.quit()
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        pass
+    finally:
+        client.close()
+
+
 async def deliver(
     item: QueueItem,
     targets: Sequence[Target],
@@ -175,16 +276,22 @@ async def deliver(
     tls_context: ssl.SSLContext | None,
     timeout: float,
     on_connect: Callable[[Target, tuple[str, int]], None] | None = None,
+    cache: ConnectionCache | None = None,
 ) -> AttemptResult:
     """Try ``targets`` in order until one takes part in a transaction for ``item``.
 
-    ``on_connect(target, local_address)`` is called as soon as a connection is made (the
-    network uses it to recognise the message when it arrives at the next hop).
+    ``on_connect(target, local_address)`` is called as soon as a session is ready for the
+    transaction, new or reused (the network uses it to recognise the message when it arrives
+    at the next hop). With a ``cache``, an idle session to a target is reused (after
+    ``RSET``) and the session is given back after the transaction; without one, every
+    attempt connects and says ``QUIT``.
     """
     errors: list[str] = []
     for target in targets:
         try:
-            result = await _attempt(item, target, helo, source_ip, tls_context, timeout, on_connect)
+            result = await _attempt(
+                item, target, helo, source_ip, tls_context, timeout, on_connect, cache
+            )
         except _Skip as exc:
             errors.append(f"{target}: {exc}")
             continue
@@ -205,7 +312,46 @@ async def _attempt(
     tls_context: ssl.SSLContext | None,
     timeout: float,
     on_connect: Callable[[Target, tuple[str, int]], None] | None,
+    cache: ConnectionCache | None,
 ) -> AttemptResult:
+    key: CacheKey = (helo, source_ip, target)
+    session = cache.take(key) if cache is not None else None
+    if session is not None and not await _reset(session.client):
+        # Closed by the next hop while idle (or it refused RSET): nothing was at stake yet,
+        # so a fresh session is as good as the cached one would have been.
+        session = None
+    if session is None:
+        session = await _open(target, helo, source_ip, tls_context, timeout)
+        if cache is not None:
+            cache.opened += 1
+    elif cache is not None:
+        cache.reused += 1
+    if on_connect is not None:
+        on_connect(target, session.local)
+    reusable = False
+    try:
+        result, reusable = await _transaction(session.client, item, target)
+        result.tls = session.tls
+        result.local = session.local
+        session.transactions += 1
+        return result
+    finally:
+        if not reusable:
+            session.client.close()
+        elif cache is not None:
+            cache.put(key, session)
+        else:
+            await _goodbye(session.client)
+
+
+async def _open(
+    target: Target,
+    helo: str,
+    source_ip: str | None,
+    tls_context: ssl.SSLContext | None,
+    timeout: float,
+) -> Session:
+    """Connect, read the greeting, EHLO (STARTTLS and EHLO again when offered); or _Skip."""
     client = aiosmtplib.SMTP(
         hostname=target.ip,
         port=target.port,
@@ -224,8 +370,6 @@ async def _attempt(
             raise _Skip(f"connect failed: {exc}") from None
         local = client.get_transport_info("sockname")
         local_address = (str(local[0]), int(local[1])) if local else ("", 0)
-        if on_connect is not None:
-            on_connect(target, local_address)
         tls = None
         try:
             await _hello(client, helo)
@@ -236,12 +380,25 @@ async def _attempt(
                 await _hello(client, helo)
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
             raise _Skip(f"session setup failed: {exc}") from None
-        result = await _transaction(client, item, target)
-        result.tls = tls
-        result.local = local_address
-        return result
-    finally:
+    except BaseException:
         client.close()
+        raise
+    return Session(client, target, local_address, tls)
+
+
+async def _reset(client: aiosmtplib.SMTP) -> bool:
+    """RSET on a cached session: True when it is ready for a new transaction."""
+    if not client.is_connected:
+        return False
+    try:
+        response = await client.execute_command(b"RSET")
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        client.close()
+        return False
+    if response.code != 250:
+        client.close()
+        return False
+    return True
 
 
 async def _hello(client: aiosmtplib.SMTP, helo: str) -> None:
@@ -251,14 +408,20 @@ async def _hello(client: aiosmtplib.SMTP, helo: str) -> None:
         await client.helo(hostname=helo)
 
 
-async def _transaction(client: aiosmtplib.SMTP, item: QueueItem, target: Target) -> AttemptResult:
+async def _transaction(
+    client: aiosmtplib.SMTP, item: QueueItem, target: Target
+) -> tuple[AttemptResult, bool]:
+    """One transaction; also whether the session is still usable (its state is known)."""
     dsn = client.supports_extension("dsn")
     result = AttemptResult([], target=target, dsn=dsn)
     recipients = item.recipients
 
-    def everyone(reply: Reply, stage: str, who: Sequence[str]) -> AttemptResult:
+    def everyone(
+        reply: Reply, stage: str, who: Sequence[str], usable: bool = True
+    ) -> tuple[AttemptResult, bool]:
         result.verdicts.extend(RecipientVerdict(a, reply, stage) for a in who)
-        return result
+        # A 421 means the next hop is closing the connection (aiosmtplib has closed it).
+        return result, usable and reply.code != 421 and client.is_connected
 
     options: list[str] = []
     if item.eight_bit and client.supports_extension("8bitmime"):
@@ -280,7 +443,7 @@ async def _transaction(client: aiosmtplib.SMTP, item: QueueItem, target: Target)
             b"MAIL", f"FROM:<{item.mail_from}>".encode(), *(o.encode() for o in options)
         )
     except aiosmtplib.SMTPException as exc:
-        return everyone(_lost(exc), "mail", [r.address for r in recipients])
+        return everyone(_lost(exc), "mail", [r.address for r in recipients], usable=False)
     if response.code != 250:
         return everyone(
             _reply(response.code, response.message), "mail", [r.address for r in recipients]
@@ -295,7 +458,10 @@ async def _transaction(client: aiosmtplib.SMTP, item: QueueItem, target: Target)
         except aiosmtplib.SMTPException as exc:
             done = {v.address for v in result.verdicts}
             return everyone(
-                _lost(exc), "rcpt", [r.address for r in recipients if r.address not in done]
+                _lost(exc),
+                "rcpt",
+                [r.address for r in recipients if r.address not in done],
+                usable=False,
             )
         if response.code in (250, 251):
             accepted.append(rcpt.address)
@@ -304,23 +470,15 @@ async def _transaction(client: aiosmtplib.SMTP, item: QueueItem, target: Target)
                 RecipientVerdict(rcpt.address, _reply(response.code, response.message), "rcpt")
             )
     if not accepted:
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            pass
-        return result
+        # The transaction is left open; RSET (on reuse) or QUIT ends it.
+        return result, client.is_connected
     try:
         response = await client.data(item.raw)
     except aiosmtplib.SMTPDataError as exc:
         return everyone(_reply(exc.code, exc.message), "eod", accepted)
     except aiosmtplib.SMTPException as exc:
-        return everyone(_lost(exc), "eod", accepted)
-    everyone(_reply(response.code, response.message), "eod", accepted)
-    try:
-        await client.quit()
-    except aiosmtplib.SMTPException:
-        pass
-    return result
+        return everyone(_lost(exc), "eod", accepted, usable=False)
+    return everyone(_reply(response.code, response.message), "eod", accepted)
 
 
 def _lost(exc: BaseException) -> Reply:

@@ -192,7 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "smtp(**options): run the test against an SMTP server with these options "
         "(hostname, tls, require_tls, auth, auth_mechanisms, require_auth, auth_require_tls, "
-        "max_size, max_recipients, smtputf8, timeout, strict_line_endings)",
+        "max_size, max_recipients, smtputf8, dsn, timeout, strict_line_endings)",
     )
     config.addinivalue_line(
         "markers",

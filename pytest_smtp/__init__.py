@@ -18,6 +18,7 @@ _EXPORTS = {
     "TestCA": "pytest_smtp.smtp.tls",
     "default_ca": "pytest_smtp.smtp.tls",
     "Message": "pytest_smtp.mail",
+    "Envelope": "pytest_smtp.mail",
     "Mailbox": "pytest_smtp.mail",
     "MailboxError": "pytest_smtp.mail",
     "MailboxTimeout": "pytest_smtp.mail",
@@ -44,6 +45,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Envelope",
     "FakeDNS",
     "FaultSet",
     "IMAPServer",
@@ -101,6 +103,7 @@ if TYPE_CHECKING:
     from .fakedns import FakeDNS
     from .faults import FaultSet, Rule
     from .mail import (
+        Envelope,
         Mailbox,
         MailboxError,
         MailboxTimeout,

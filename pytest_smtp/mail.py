@@ -41,6 +41,7 @@ __all__ = [
     "OUTCOMES",
     "STAGES",
     "Attachment",
+    "Envelope",
     "HeaderView",
     "Mailbox",
     "MailboxError",
@@ -236,6 +237,24 @@ class RecipientResult:
     def accepted(self) -> bool:
         """True when the server answered this recipient with a 2xx reply."""
         return 200 <= self.reply.code < 300
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The SMTP envelope, as opposed to the headers: who the mail is *really* from and to.
+
+    ``mail_from`` is ``""`` for the null sender; parameters are kept as sent
+    (``"RET=HDRS"``, ``"NOTIFY=SUCCESS,FAILURE"``).
+    """
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    mail_options: tuple[str, ...] = ()
+    rcpt_options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def options_for(self, rcpt: str) -> tuple[str, ...]:
+        """The RCPT parameters sent with ``rcpt`` (empty when none)."""
+        return dict(self.rcpt_options).get(rcpt, ())
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,6 +568,16 @@ class Message:
         return len(self.raw)
 
     @property
+    def envelope(self) -> Envelope:
+        """The envelope this message was delivered with (an immutable :class:`Envelope`)."""
+        return Envelope(
+            self.mail_from,
+            tuple(self.rcpt_tos),
+            tuple(self.mail_options),
+            tuple((r, tuple(o)) for r, o in self.rcpt_options.items()),
+        )
+
+    @property
     def email(self) -> EmailMessage:
         """The parsed message (``policy.default`` semantics; capped header parsing)."""
         parsed = self._email
@@ -748,6 +777,19 @@ class Transaction:
     def rcpt_tos(self) -> list[str]:
         """Recipients that were accepted (2xx to RCPT), in order."""
         return [r.address for r in list(self.recipients) if r.accepted]
+
+    @property
+    def envelope(self) -> Envelope | None:
+        """The envelope so far (accepted recipients only); ``None`` before a sender was taken."""
+        if self.mail_from is None:
+            return None
+        accepted = [r for r in list(self.recipients) if r.accepted]
+        return Envelope(
+            self.mail_from,
+            tuple(r.address for r in accepted),
+            tuple(self.mail_options),
+            tuple((r.address, tuple(r.options)) for r in accepted),
+        )
 
     @property
     def refused(self) -> list[RecipientResult]:

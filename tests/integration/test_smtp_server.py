@@ -101,6 +101,10 @@ def test_dsn_parameters_are_accepted_and_kept_as_sent(raw: Raw, server: SMTPServ
     assert raw.cmd(b"Subject: x\r\n\r\nbody\r\n.")[0] == 250
     message = server.mailbox.one()
     assert message.mail_options == ["RET=hdrs", "ENVID=Abc123", "SIZE=10"]
+    envelope = message.envelope
+    assert (envelope.mail_from, envelope.rcpt_tos) == ("a@x.test", ("b@y.test",))
+    assert envelope.options_for("b@y.test") == ("NOTIFY=Success,Failure", "ORCPT=rfc822;B@y.test")
+    assert server.transactions[0].envelope == envelope
     assert message.rcpt_options == {"b@y.test": ["NOTIFY=Success,Failure", "ORCPT=rfc822;B@y.test"]}
 
 

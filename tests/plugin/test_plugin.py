@@ -17,6 +17,7 @@ def send(server, to="bob@example.test", subject="Hi"):
 
 
 def test_fixtures_are_listed_with_docstrings(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     result = pytester.runpytest("--fixtures")
     result.stdout.fnmatch_lines(
         [

@@ -25,75 +25,30 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from _support import CLIENT_NAME, environment_line, free_port, version
-
-#: A started server: (host, port, number of messages it holds).
-Running = tuple[str, int, Callable[[], int]]
+from _support import CLIENT_NAME, environment_line, version
+from peers import Running, bare_aiosmtpd, localserver, ours, smtpdfix_server
 
 MIB = 1024 * 1024
 
 
 @contextmanager
 def _ours() -> Iterator[Running]:
-    from pytest_smtp.smtp.server import SMTPServer
-
-    with SMTPServer(max_size=64 * MIB) as server:
-        yield server.host, server.port, lambda: len(server.mailbox)
-
-
-class _StoringHandler:
-    """A bare aiosmtpd handler that keeps each envelope."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
+    with ours(max_size=64 * MIB) as running:
+        yield running
 
 
 @contextmanager
 def _bare() -> Iterator[Running]:
-    from aiosmtpd.controller import Controller
-
-    handler = _StoringHandler()
-    # aiosmtpd 1.4.6 cannot take port=0: its readiness check connects to the given port.
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), data_size_limit=64 * MIB
-    )
-    controller.start()
-    try:
-        yield "127.0.0.1", controller.port, lambda: len(handler.envelopes)
-    finally:
-        controller.stop()
-
-
-@contextmanager
-def _smtpdfix() -> Iterator[Running]:
-    from smtpdfix import SMTPDFix
-
-    with SMTPDFix(hostname="127.0.0.1") as controller:
-        yield "127.0.0.1", controller.port, lambda: len(controller.messages)
-
-
-@contextmanager
-def _localserver() -> Iterator[Running]:
-    from pytest_localserver.smtp import Server
-
-    server = Server(host="127.0.0.1")
-    server.start()
-    try:
-        yield "127.0.0.1", server.port, lambda: len(server.outbox)
-    finally:
-        server.stop()
+    with bare_aiosmtpd(data_size_limit=64 * MIB) as running:
+        yield running
 
 
 #: kind -> (label, server, distribution that must be installed or None)
 SERVERS: dict[str, tuple[str, Callable[[], AbstractContextManager[Running]], str | None]] = {
     "ours": ("pytest_smtp SMTPServer", _ours, None),
     "bare": ("bare aiosmtpd Controller", _bare, None),
-    "smtpdfix": ("smtpdfix", _smtpdfix, "smtpdfix"),
-    "localserver": ("pytest-localserver", _localserver, "pytest-localserver"),
+    "smtpdfix": ("smtpdfix", smtpdfix_server, "smtpdfix"),
+    "localserver": ("pytest-localserver", localserver, "pytest-localserver"),
 }
 
 

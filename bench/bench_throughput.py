@@ -16,17 +16,13 @@ import argparse
 import asyncio
 import smtplib
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import aiosmtplib
-from _support import CLIENT_NAME, environment_line, fmt_ratio, free_port, median, version
+from _support import CLIENT_NAME, environment_line, fmt_ratio, median, version
+from peers import Running, bare_aiosmtpd, localserver, ours, smtpdfix_server
 
-from pytest_smtp.smtp.server import SMTPServer
-
-#: A started server: (host, port, number of messages it has stored so far).
-Running = tuple[str, int, Callable[[], int]]
 ServerFactory = Callable[[], AbstractContextManager[Running]]
 
 SENDER = "alice@example.test"
@@ -37,61 +33,6 @@ MESSAGE = (
     b"Hello Bob,\r\nthis is a small message sent by the benchmark.\r\n"
 )
 CONNECTIONS = 8
-
-
-@contextmanager
-def ours() -> Iterator[Running]:
-    """pytest_smtp's SMTPServer with default options."""
-    with SMTPServer() as server:
-        yield server.host, server.port, lambda: len(server.mailbox)
-
-
-class _StoringHandler:
-    """A bare aiosmtpd handler that keeps each envelope, as a minimal capturing server would."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-
-@contextmanager
-def bare_aiosmtpd() -> Iterator[Running]:
-    """aiosmtpd's Controller with a storing handler. aiosmtpd 1.4.6 cannot take port=0 (its
-    readiness check connects to port 0), so it gets a port that was free a moment ago."""
-    from aiosmtpd.controller import Controller
-
-    handler = _StoringHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield "127.0.0.1", controller.port, lambda: len(handler.envelopes)
-    finally:
-        controller.stop()
-
-
-@contextmanager
-def smtpdfix_server() -> Iterator[Running]:
-    """The server behind smtpdfix's ``smtpd`` fixture (SMTPDFix, default configuration)."""
-    from smtpdfix import SMTPDFix
-
-    with SMTPDFix(hostname="127.0.0.1") as controller:
-        yield "127.0.0.1", controller.port, lambda: len(controller.messages)
-
-
-@contextmanager
-def localserver() -> Iterator[Running]:
-    """The server behind pytest-localserver's ``smtpserver`` fixture."""
-    from pytest_localserver.smtp import Server
-
-    server = Server(host="127.0.0.1")
-    server.start()
-    try:
-        yield "127.0.0.1", server.port, lambda: len(server.outbox)
-    finally:
-        server.stop()
 
 
 def servers() -> dict[str, ServerFactory]:

@@ -76,6 +76,7 @@ class SMTPConnection(asyncio.Protocol):
         self.txn: Transaction | None = None
         self._no_service = False
         self._bad_commands = 0
+        self._greeted = False
         self._hang: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -97,6 +98,13 @@ class SMTPConnection(asyncio.Protocol):
             transport.pause_reading()
         self.server._register_session(self.session, self.lines)
         self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
+        # With no rule that could act at "connect", greet at once: the client (blocked in
+        # connect + read) gets its 220 one loop turn earlier, which every test pays for.
+        self._greeted = not self._implicit_tls and not (
+            self.server.policy.active or self.server.faults.active
+        )
+        if self._greeted:
+            self._send(self._greeting())
         self._task = self.server._track(self.loop.create_task(self._run()))
 
     def data_received(self, data: bytes) -> None:
@@ -267,7 +275,12 @@ class SMTPConnection(asyncio.Protocol):
         finally:
             self._close()
 
+    def _greeting(self) -> Reply:
+        return Reply(220, f"{self.options.hostname} ESMTP pytest_smtp ready")
+
     async def _greet(self) -> bool:
+        if self._greeted:
+            return True
         verdict = await self._fault("connect")
         if verdict is not None:
             await self._apply_verdict(verdict, command="connect")
@@ -275,7 +288,7 @@ class SMTPConnection(asyncio.Protocol):
                 await self._session_reply(verdict.reply, "connect")
                 self._no_service = verdict.reply.code >= 400
                 return True
-        await self._reply(220, None, f"{self.options.hostname} ESMTP pytest_smtp ready")
+        await self._send_reply(self._greeting())
         return True
 
     async def _dispatch(self, raw: bytes) -> bool:

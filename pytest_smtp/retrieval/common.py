@@ -15,6 +15,7 @@ This module never imports pytest.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import binascii
@@ -27,11 +28,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from pytest_smtp.engine import LoopServer
 from pytest_smtp.smtp.tls import TLS_MODES, default_ca
-from pytest_smtp.store import normalize_address
+from pytest_smtp.store import MailStore, normalize_address
 
 __all__ = [
     "MASK",
@@ -433,10 +434,72 @@ async def upgrade_to_tls(
 
 
 class RecordingServer(LoopServer):
-    """A retrieval server that records its sessions: :attr:`sessions`, :attr:`transcript`,
-    :meth:`reset` (shared by POP3 and IMAP; subclasses set ``self._log``)."""
+    """What POP3 and IMAP servers share: option checks, the stream listener, and the record
+    of sessions (:attr:`sessions`, :attr:`transcript`, :meth:`reset`).
 
-    _log: SessionLog
+    Subclasses set :attr:`protocol` and :attr:`max_line` and implement :meth:`_handle`.
+    """
+
+    protocol: ClassVar[str]
+    """"POP3" or "IMAP" (session records and repr)."""
+    max_line: ClassVar[int]
+    """The longest line a client may send."""
+
+    def __init__(
+        self,
+        store: MailStore | None,
+        *,
+        host: str,
+        port: int,
+        hostname: str,
+        tls: Literal["starttls", "implicit"] | None,
+        require_tls: bool,
+        auth: AuthOption,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> None:
+        if store is not None and not isinstance(store, MailStore):
+            raise TypeError(
+                f"store must be a pytest_smtp.store.MailStore (such as smtp_server.store), "
+                f"not {type(store).__name__}"
+            )
+        self.hostname = validate_hostname(hostname)
+        """The name in the greeting (never resolved)."""
+        self.ssl_context = validate_tls_options(tls, require_tls, ssl_context, self.hostname)
+        """The server-side TLS context (None without TLS)."""
+        self.tls: Literal["starttls", "implicit"] | None = tls
+        """``None``, ``"starttls"`` or ``"implicit"``."""
+        self.require_tls = require_tls
+        """True when logins are refused before TLS."""
+        self.auth = validate_auth(auth)
+        """``"any"`` or the credentials table keyed by normalised address."""
+        self.timeout = validate_timeout(timeout)
+        """Seconds of client silence after which the session is logged out."""
+        super().__init__(host=host, port=port)
+        self.store: MailStore = store if store is not None else MailStore()
+        """The store whose maildrops the sessions open."""
+        self._log = SessionLog(self.protocol)
+        self._server: asyncio.Server | None = None
+
+    def __repr__(self) -> str:
+        where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
+        auth = "any" if self.auth == "any" else "table"
+        return f"<{type(self).__name__} {where} tls={self.tls!r} auth={auth}>"
+
+    async def _astart(self) -> None:
+        ssl_arg = self.ssl_context if self.tls == "implicit" else None
+        self._server = await self._start_stream_server(
+            self._handle, ssl=ssl_arg, limit=self.max_line
+        )
+
+    async def _aclose(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await self._close_listener(server)
+
+    @abc.abstractmethod
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection."""
 
     @property
     def sessions(self) -> list[SessionRecord]:

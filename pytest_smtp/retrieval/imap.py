@@ -29,16 +29,11 @@ from typing import Literal
 from pytest_smtp.retrieval.common import (
     AuthOption,
     RecordingServer,
-    SessionLog,
     SessionRecord,
     check_credentials,
     decode_sasl_plain,
     mask_words,
     upgrade_to_tls,
-    validate_auth,
-    validate_hostname,
-    validate_timeout,
-    validate_tls_options,
 )
 from pytest_smtp.retrieval.imap_mime import Part, Section, message_part, parse_section
 from pytest_smtp.retrieval.imap_mime import section_bytes as _section_bytes
@@ -248,6 +243,9 @@ class IMAPServer(RecordingServer):
     with its transcript (passwords masked).
     """
 
+    protocol = "IMAP"
+    max_line = MAX_LINE
+
     def __init__(
         self,
         store: MailStore | None = None,
@@ -261,42 +259,17 @@ class IMAPServer(RecordingServer):
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if store is not None and not isinstance(store, MailStore):
-            raise TypeError(
-                f"store must be a pytest_smtp.store.MailStore (such as smtp_server.store), "
-                f"not {type(store).__name__}"
-            )
-        self.hostname = validate_hostname(hostname)
-        """The name in the greeting (never resolved)."""
-        self.tls: Literal["starttls", "implicit"] | None = tls
-        """``None``, ``"starttls"`` or ``"implicit"``."""
-        self._ssl_context = validate_tls_options(tls, require_tls, ssl_context, hostname)
-        self.require_tls = require_tls
-        """True when LOGIN/AUTHENTICATE are refused before STARTTLS."""
-        self.auth = validate_auth(auth)
-        """``"any"`` or the ``{address: password}`` table."""
-        self.timeout = validate_timeout(timeout)
-        """Seconds of client silence after which the session is logged out."""
-        super().__init__(host=host, port=port)
-        self.store: MailStore = store if store is not None else MailStore()
-        """The store whose maildrops the sessions open."""
-        self._log = SessionLog("IMAP")
-        self._server: asyncio.Server | None = None
-
-    def __repr__(self) -> str:
-        where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
-        return (
-            f"<IMAPServer {where} tls={self.tls!r} auth={'any' if self.auth == 'any' else '...'}>"
+        super().__init__(
+            store,
+            host=host,
+            port=port,
+            hostname=hostname,
+            tls=tls,
+            require_tls=require_tls,
+            auth=auth,
+            ssl_context=ssl_context,
+            timeout=timeout,
         )
-
-    async def _astart(self) -> None:
-        ssl_arg = self._ssl_context if self.tls == "implicit" else None
-        self._server = await self._start_stream_server(self._handle, ssl=ssl_arg, limit=MAX_LINE)
-
-    async def _aclose(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            await self._close_listener(server)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         record = self._log.start(writer.get_extra_info("peername"))
@@ -809,7 +782,7 @@ async def _namespace(s: _Session, cmd: Command) -> str:
 @_command("STARTTLS")
 async def _starttls(s: _Session, cmd: Command) -> str:
     _args(cmd, 0, "STARTTLS")
-    context = s.server._ssl_context
+    context = s.server.ssl_context
     if s.server.tls != "starttls" or context is None:
         raise _bad("STARTTLS is not offered by this server (tls is not 'starttls')")
     if s.secure:

@@ -27,7 +27,6 @@ from typing import Literal
 from pytest_smtp.retrieval.common import (
     AuthOption,
     RecordingServer,
-    SessionLog,
     SessionRecord,
     check_credentials,
     decode_sasl_plain,
@@ -35,10 +34,6 @@ from pytest_smtp.retrieval.common import (
     mask_words,
     set_no_delay,
     upgrade_to_tls,
-    validate_auth,
-    validate_hostname,
-    validate_timeout,
-    validate_tls_options,
 )
 from pytest_smtp.store import Folder, Maildrop, MailStore, StoredMessage, normalize_address
 
@@ -68,6 +63,9 @@ class POP3Server(RecordingServer):
     them (the store has its own ``reset()``).
     """
 
+    protocol = "POP3"
+    max_line = MAX_LINE
+
     def __init__(
         self,
         store: MailStore | None = None,
@@ -81,26 +79,16 @@ class POP3Server(RecordingServer):
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 600.0,
     ) -> None:
-        if store is not None and not isinstance(store, MailStore):
-            raise TypeError(f"store must be a pytest_smtp.store.MailStore, not {store!r}")
-        self.hostname = validate_hostname(hostname)
-        self.ssl_context = validate_tls_options(tls, require_tls, ssl_context, self.hostname)
-        """The server-side TLS context (None without TLS)."""
-        self.tls: Literal["starttls", "implicit"] | None = tls
-        self.require_tls = require_tls
-        self.auth = validate_auth(auth)
-        """``"any"`` or the credentials table keyed by normalised address."""
-        self.timeout = validate_timeout(timeout)
-        super().__init__(host=host, port=port)
-        self.store = store if store is not None else MailStore()
-        """The store whose maildrops are served."""
-        self._log = SessionLog("POP3")
-        self._server: asyncio.Server | None = None
-
-    def __repr__(self) -> str:
-        where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
-        return (
-            f"<POP3Server {where} tls={self.tls!r} auth={'any' if self.auth == 'any' else 'table'}>"
+        super().__init__(
+            store,
+            host=host,
+            port=port,
+            hostname=hostname,
+            tls=tls,
+            require_tls=require_tls,
+            auth=auth,
+            ssl_context=ssl_context,
+            timeout=timeout,
         )
 
     def wait_idle(self, timeout: float = 5.0) -> list[SessionRecord]:
@@ -110,15 +98,6 @@ class POP3Server(RecordingServer):
         returns, the maildrop is unlocked and nothing was deleted. Raises TimeoutError.
         """
         return self._log.wait_idle(timeout)
-
-    async def _astart(self) -> None:
-        ssl_arg = self.ssl_context if self.tls == "implicit" else None
-        self._server = await self._start_stream_server(self._handle, ssl=ssl_arg, limit=MAX_LINE)
-
-    async def _aclose(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            await self._close_listener(server)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         set_no_delay(writer)

@@ -96,6 +96,13 @@ def _marker_options(request: pytest.FixtureRequest, base: ServerOptions) -> Serv
         raise pytest.UsageError(f"@pytest.mark.smtp: {exc}") from None
 
 
+def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
+    """The session's --smtp-timeout and --smtp-seed, as every fixture's server gets them."""
+    server.mailbox.default_timeout = cfg.wait_timeout
+    server.transactions.default_timeout = cfg.wait_timeout
+    server.faults.seed = cfg.seed
+
+
 def _register(request: pytest.FixtureRequest, server: Any) -> None:
     request.node.stash.setdefault(SERVERS_KEY, []).append(server)
 
@@ -141,9 +148,7 @@ def smtp_server(request: pytest.FixtureRequest, _smtp_session: _Session) -> Iter
     cfg = _smtp_session.config
     server = _smtp_session.server(_marker_options(request, cfg.base_options))
     server.reset()
-    server.mailbox.default_timeout = cfg.wait_timeout
-    server.transactions.default_timeout = cfg.wait_timeout
-    server.faults.seed = cfg.seed
+    _apply_settings(server, cfg)
     for marker in reversed(list(request.node.iter_markers("smtp_fault"))):
         try:
             server.faults.from_marker(*marker.args, **marker.kwargs)
@@ -173,9 +178,7 @@ def smtp_server_factory(
 
     def factory(**options: Any) -> SMTPServer:
         server = SMTPServer(options=ServerOptions.build(cfg.base_options, **options))
-        server.mailbox.default_timeout = cfg.wait_timeout
-        server.transactions.default_timeout = cfg.wait_timeout
-        server.faults.seed = cfg.seed
+        _apply_settings(server, cfg)
         server.start()
         made.append(server)
         _register(request, server)

@@ -14,7 +14,7 @@ import pytest
 
 from .asserts import explain_compare
 from .fixtures import SERVERS_KEY
-from .smtp.options import OptionError, ServerOptions, parse_bool
+from .smtp.options import OptionError, ServerOptions
 from .smtp.tls import TLS_MODES
 
 # The fixtures module is a plugin of its own, loaded with this one.
@@ -258,4 +258,4 @@ def pytest_runtest_makereport(
     report.sections.append((f"Captured smtp {report.when}", "\n".join(lines)))
 
 
-__all__ = ["CONFIG_KEY", "SETTINGS", "SMTPConfig", "parse_bool"]
+__all__ = ["CONFIG_KEY", "SETTINGS", "SMTPConfig"]

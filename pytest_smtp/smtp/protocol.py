@@ -70,7 +70,6 @@ class SMTPConnection(asyncio.Protocol):
         self._tls_active = False
         self._last_activity = self.loop.time()
         self._idle_handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
         self.session: SessionInfo | None = None
         self.lines: list[str] = []
         self.txn: Transaction | None = None
@@ -105,7 +104,7 @@ class SMTPConnection(asyncio.Protocol):
         )
         if self._greeted:
             self._send(self._greeting())
-        self._task = self.server._track(self.loop.create_task(self._run()))
+        self.server._track(self.loop.create_task(self._run()))
 
     def data_received(self, data: bytes) -> None:
         self._buf += data

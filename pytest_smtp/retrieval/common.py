@@ -1,11 +1,10 @@
-"""What the POP3 and IMAP servers share: options, credentials, session records, STARTTLS.
+"""What the POP3 and IMAP servers share: options, logins, session records, STARTTLS.
 
-- :func:`validate_auth`, :func:`check_credentials`, :func:`lookup_password`: the ``auth``
-  option (``"any"``, ``None`` or a ``{user: password}`` table; the user is a maildrop address).
-- :func:`decode_sasl_plain`: the SASL PLAIN message (RFC 4616) of POP3 AUTH and IMAP
-  AUTHENTICATE.
-- :func:`validate_tls_options`, :func:`validate_hostname`, :func:`validate_timeout`: option
-  checks with errors that name the valid values.
+- :class:`RecordingServer`: the options (checked by the SMTP server's schema,
+  :class:`~pytest_smtp.smtp.options.ServerOptions`, so a bad value raises the same
+  :class:`~pytest_smtp.smtp.options.OptionError`), the login check
+  (:meth:`RecordingServer.check_login`; credentials and SASL PLAIN are ``pytest_smtp.sasl``'s),
+  the listener and the session records.
 - :class:`SessionRecord`, :class:`SessionLog`: one record per connection with its transcript,
   secrets masked (:data:`MASK`, :func:`mask_words`).
 - :func:`upgrade_to_tls`: STLS/STARTTLS on an asyncio stream pair, on Python 3.10 to 3.13.
@@ -17,185 +16,39 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import base64
-import binascii
 import contextlib
-import hmac
 import socket
 import ssl
 import sys
 import threading
-from collections.abc import Mapping
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal
 
 from pytest_smtp.engine import LoopServer
-from pytest_smtp.smtp.tls import TLS_MODES, default_ca
+from pytest_smtp.sasl import Auth, check_password, password_for
+from pytest_smtp.smtp.options import OptionError, ServerOptions, TLSMode
+from pytest_smtp.smtp.tls import TestCA, default_ca
 from pytest_smtp.store import MailStore, normalize_address
 
 __all__ = [
+    "DEFAULT_HOSTNAME",
     "MASK",
-    "AuthOption",
-    "AuthTable",
+    "RecordingServer",
     "SessionLog",
     "SessionRecord",
-    "TLSMode",
-    "check_credentials",
-    "decode_sasl_plain",
-    "lookup_password",
     "mask_words",
     "set_no_delay",
     "tls_details",
     "upgrade_to_tls",
-    "validate_auth",
-    "validate_hostname",
-    "validate_timeout",
-    "validate_tls_options",
 ]
 
 #: What a secret (password, SASL response) is replaced with in transcripts.
 MASK = "****"
 
-TLSMode: TypeAlias = Literal["starttls", "implicit"]
-#: A validated ``auth`` option: a table keyed by normalised address, or ``"any"``.
-AuthTable: TypeAlias = dict[str, str] | Literal["any"]
-#: The ``auth`` option as a user may give it.
-AuthOption: TypeAlias = Mapping[str, str] | Literal["any"] | None
-
-
-# -- credentials -----------------------------------------------------------------------------
-def validate_auth(auth: object) -> AuthTable:
-    """Check the ``auth`` option; returns ``"any"`` or a table keyed by normalised address.
-
-    ``None`` and ``"any"`` both mean any user name with any password logs in (a retrieval
-    server always needs a login: the user name says whose maildrop to open).
-    """
-    if auth is None or auth == "any":
-        return "any"
-    if isinstance(auth, Mapping):
-        table: dict[str, str] = {}
-        for user, password in auth.items():
-            if not isinstance(user, str) or not isinstance(password, str):
-                raise TypeError(
-                    f"auth must map user names (maildrop addresses) to passwords, both str, "
-                    f"such as {{'bob@example.org': 'secret'}}; got {user!r}: {password!r}"
-                )
-            table[normalize_address(user)] = password
-        return table
-    raise ValueError(
-        f"auth must be 'any' (every login accepted) or a dict {{address: password}} such as "
-        f"{{'bob@example.org': 'secret'}}, not {auth!r}"
-    )
-
-
-def lookup_password(auth: AuthOption, user: str) -> str | None:
-    """The password of ``user`` in the table, or None (also None for ``"any"``)."""
-    table = validate_auth(auth)
-    if table == "any":
-        return None
-    try:
-        return table.get(normalize_address(user))
-    except (ValueError, TypeError):
-        return None
-
-
-def check_credentials(auth: AuthOption, user: str, password: str) -> bool:
-    """True when ``user``/``password`` may log in under ``auth``.
-
-    With ``"any"`` (or None) every non-empty user name is accepted whatever the password; with
-    a table the user (domain compared case-insensitively) must be in it with that password.
-    """
-    try:
-        normalize_address(user)
-    except (ValueError, TypeError):
-        return False
-    if validate_auth(auth) == "any":
-        return True
-    expected = lookup_password(auth, user)
-    if expected is None:
-        return False
-    return hmac.compare_digest(expected.encode("utf-8"), password.encode("utf-8"))
-
-
-def decode_sasl_plain(response: str) -> tuple[str, str, str]:
-    """Decode a base64 SASL PLAIN response into ``(authzid, authcid, password)``.
-
-    Raises :class:`ValueError` with the reason when it is not valid base64 or not three
-    NUL-separated UTF-8 fields.
-    """
-    try:
-        data = base64.b64decode(response.strip().encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        raise ValueError("the SASL PLAIN response is not valid base64") from None
-    parts = data.split(b"\x00")
-    if len(parts) != 3:
-        raise ValueError(
-            "the SASL PLAIN response must be authzid NUL authcid NUL password (RFC 4616)"
-        )
-    try:
-        authzid, authcid, password = (p.decode("utf-8") for p in parts)
-    except UnicodeDecodeError:
-        raise ValueError("the SASL PLAIN response is not UTF-8") from None
-    if not authcid:
-        raise ValueError("the SASL PLAIN response has an empty user name")
-    return authzid, authcid, password
-
-
-# -- options ----------------------------------------------------------------------------------
-def validate_hostname(hostname: object) -> str:
-    """Check the ``hostname`` option (used in greetings; never resolved)."""
-    if (
-        not isinstance(hostname, str)
-        or not hostname
-        or any(c.isspace() or ord(c) < 0x21 or c in "<>" for c in hostname)
-    ):
-        raise ValueError(
-            f"hostname must be a non-empty name without spaces or control characters, such "
-            f"as 'localhost' or 'mail.example.org', not {hostname!r}"
-        )
-    return hostname
-
-
-def validate_timeout(timeout: object, name: str = "timeout") -> float:
-    """Check an idle-timeout option: a positive number of seconds."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"{name} must be a positive number of seconds such as 30, not {timeout!r}")
-    return float(timeout)
-
-
-def validate_tls_options(
-    tls: object,
-    require_tls: object,
-    ssl_context: object = None,
-    hostname: str = "localhost",
-) -> ssl.SSLContext | None:
-    """Check ``tls``/``require_tls``/``ssl_context``; returns the server context to use.
-
-    Without ``ssl_context`` the test CA's context for ``hostname`` is used when ``tls`` is set.
-    """
-    if tls not in TLS_MODES:
-        raise ValueError(f"tls must be one of {', '.join(repr(m) for m in TLS_MODES)}, not {tls!r}")
-    if not isinstance(require_tls, bool):
-        raise TypeError(f"require_tls must be True or False, not {require_tls!r}")
-    if require_tls and tls is None:
-        raise ValueError(
-            "require_tls=True needs TLS to be offered: pass tls='starttls' or tls='implicit'"
-        )
-    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-        raise TypeError(
-            f"ssl_context must be an ssl.SSLContext for the server side, not "
-            f"{type(ssl_context).__name__}"
-        )
-    if tls is None:
-        if ssl_context is not None:
-            raise ValueError(
-                "ssl_context is given but tls is None: pass tls='starttls' or 'implicit'"
-            )
-        return None
-    if ssl_context is not None:
-        return ssl_context
-    return default_ca().server_context(hostname)
+#: The ``hostname`` every server greets with unless told otherwise (SMTP, POP3 and IMAP alike).
+DEFAULT_HOSTNAME: str = ServerOptions.hostname
 
 
 # -- session records --------------------------------------------------------------------------
@@ -434,8 +287,14 @@ async def upgrade_to_tls(
 
 
 class RecordingServer(LoopServer):
-    """What POP3 and IMAP servers share: option checks, the stream listener, and the record
-    of sessions (:attr:`sessions`, :attr:`transcript`, :meth:`reset`).
+    """What POP3 and IMAP servers share: option checks, logins, the stream listener, and the
+    record of sessions (:attr:`sessions`, :attr:`transcript`, :meth:`reset`).
+
+    The options mean what they mean on :class:`~pytest_smtp.SMTPServer` and are checked by the
+    same schema (:class:`~pytest_smtp.smtp.options.ServerOptions`; a bad value raises its
+    :class:`~pytest_smtp.smtp.options.OptionError`). Only ``auth``'s default differs: a
+    retrieval server always needs a login (the user name says whose maildrop to open), so it
+    defaults to ``"any"``, and ``None`` is a deprecated spelling of ``"any"`` here.
 
     Subclasses set :attr:`protocol` and :attr:`max_line` and implement :meth:`_handle`.
     """
@@ -452,9 +311,10 @@ class RecordingServer(LoopServer):
         host: str,
         port: int,
         hostname: str,
-        tls: Literal["starttls", "implicit"] | None,
+        tls: TLSMode | None,
         require_tls: bool,
-        auth: AuthOption,
+        auth: Auth,
+        ca: TestCA | None,
         ssl_context: ssl.SSLContext | None,
         timeout: float,
     ) -> None:
@@ -463,23 +323,99 @@ class RecordingServer(LoopServer):
                 f"store must be a pytest_smtp.store.MailStore (such as smtp_server.store), "
                 f"not {type(store).__name__}"
             )
-        self.hostname = validate_hostname(hostname)
+        if auth is None:
+            warnings.warn(
+                f"{type(self).__name__}(auth=None) is deprecated: on the SMTP server None turns "
+                f"AUTH off, but a {self.protocol} login cannot be turned off; pass auth='any' "
+                f"(every login accepted, the default) or an {{address: password}} table",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            auth = "any"
+        options = ServerOptions.build(
+            host=host,
+            port=port,
+            hostname=hostname,
+            tls=tls,
+            require_tls=require_tls,
+            auth=auth,
+            auth_require_tls=False,
+            timeout=timeout,
+        )
+        self.hostname = options.hostname
         """The name in the greeting (never resolved)."""
-        self.ssl_context = validate_tls_options(tls, require_tls, ssl_context, self.hostname)
-        """The server-side TLS context (None without TLS)."""
-        self.tls: Literal["starttls", "implicit"] | None = tls
+        self.tls: TLSMode | None = options.tls
         """``None``, ``"starttls"`` or ``"implicit"``."""
-        self.require_tls = require_tls
+        self.require_tls = options.require_tls
         """True when logins are refused before TLS."""
-        self.auth = validate_auth(auth)
+        self.auth = _address_table(options.auth_table)
         """``"any"`` or the credentials table keyed by normalised address."""
-        self.timeout = validate_timeout(timeout)
+        self.timeout = options.timeout
         """Seconds of client silence after which the session is logged out."""
-        super().__init__(host=host, port=port)
+        if ca is not None and not isinstance(ca, TestCA):
+            raise TypeError(
+                f"ca must be a pytest_smtp.TestCA (such as smtp_server.ca or default_ca()), "
+                f"not {type(ca).__name__}"
+            )
+        self._ca = ca
+        self._context = self._context_override(ssl_context, ca)
+        if self.tls is not None and self._context is None:
+            self._context = self.ca.server_context(self.hostname)  # fail now, not at a client
+        super().__init__(host=options.host, port=options.port)
         self.store: MailStore = store if store is not None else MailStore()
         """The store whose maildrops the sessions open."""
         self._log = SessionLog(self.protocol)
         self._server: asyncio.Server | None = None
+
+    def _context_override(self, ssl_context: object, ca: TestCA | None) -> ssl.SSLContext | None:
+        if ssl_context is None:
+            return None
+        warnings.warn(
+            f"{type(self).__name__}(ssl_context=...) is deprecated: pass ca= (a TestCA, as "
+            f"SMTPServer takes), which issues the certificate for hostname",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(
+                f"ssl_context must be an ssl.SSLContext for the server side, not "
+                f"{type(ssl_context).__name__}"
+            )
+        if ca is not None:
+            raise OptionError("give ca= or the deprecated ssl_context=, not both")
+        if self.tls is None:
+            raise OptionError(
+                "ssl_context is given but tls is None: pass tls='starttls' or 'implicit'"
+            )
+        return ssl_context
+
+    @property
+    def ca(self) -> TestCA:
+        """The test CA whose leaf certificate this server presents (as ``SMTPServer.ca``)."""
+        if self._ca is None:
+            self._ca = default_ca()
+        return self._ca
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server-side TLS context: a leaf for :attr:`hostname` signed by :attr:`ca`
+        (or the deprecated ``ssl_context=`` given to the constructor)."""
+        if self._context is not None:
+            return self._context
+        return self.ca.server_context(self.hostname)
+
+    def check_login(self, user: str, password: str) -> bool:
+        """True when ``user``/``password`` may log in under :attr:`auth`.
+
+        The user is a maildrop address (its domain compared case-insensitively); with
+        ``"any"`` every valid address logs in whatever the password.
+        """
+        key = _address_key(user)
+        return key is not None and check_password(self.auth, key, password)
+
+    def password_of(self, user: str) -> str | None:
+        """The password :attr:`auth` holds for ``user`` (None for ``"any"`` or a stranger)."""
+        key = _address_key(user)
+        return None if key is None else password_for(self.auth, key)
 
     def __repr__(self) -> str:
         where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
@@ -487,7 +423,7 @@ class RecordingServer(LoopServer):
         return f"<{type(self).__name__} {where} tls={self.tls!r} auth={auth}>"
 
     async def _astart(self) -> None:
-        ssl_arg = self.ssl_context if self.tls == "implicit" else None
+        ssl_arg = self.ssl_context() if self.tls == "implicit" else None
         self._server = await self._start_stream_server(
             self._handle, ssl=ssl_arg, limit=self.max_line
         )
@@ -514,3 +450,25 @@ class RecordingServer(LoopServer):
     def reset(self) -> None:
         """Forget the recorded sessions (per-test reset; the store is reset separately)."""
         self._log.clear()
+
+
+def _address_key(user: str) -> str | None:
+    try:
+        return normalize_address(user)
+    except (ValueError, TypeError):
+        return None
+
+
+def _address_table(auth: dict[str, str] | Literal["any"] | None) -> dict[str, str] | Literal["any"]:
+    if auth is None or auth == "any":
+        return "any"
+    table: dict[str, str] = {}
+    for user, password in auth.items():
+        key = _address_key(user)
+        if key is None:
+            raise OptionError(
+                f"auth: {user!r} is not a maildrop address; the user names of a POP3 or IMAP "
+                f"server are addresses, such as {{'bob@example.org': 'secret'}}"
+            )
+        table[key] = password
+    return table

@@ -23,20 +23,16 @@ import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 from pytest_smtp.retrieval.common import (
-    AuthOption,
+    DEFAULT_HOSTNAME,
     RecordingServer,
     SessionRecord,
-    check_credentials,
-    decode_sasl_plain,
     mask_words,
     upgrade_to_tls,
 )
-from pytest_smtp.retrieval.imap_mime import Part, Section, message_part, parse_section
-from pytest_smtp.retrieval.imap_mime import section_bytes as _section_bytes
+from pytest_smtp.retrieval.imap_fetch import parse_fetch, render_fetch
 from pytest_smtp.retrieval.imap_proto import (
     Atom,
     Command,
@@ -46,7 +42,6 @@ from pytest_smtp.retrieval.imap_proto import (
     astring,
     decode_mailbox,
     encode_mailbox,
-    format_internal_date,
     format_sequence,
     literal_length,
     parse_command,
@@ -54,6 +49,9 @@ from pytest_smtp.retrieval.imap_proto import (
     quote,
 )
 from pytest_smtp.retrieval.imap_search import SUPPORTED_CHARSETS, SearchContext, parse_search
+from pytest_smtp.sasl import Auth, AuthSyntaxError, decode_plain
+from pytest_smtp.smtp.options import TLSMode
+from pytest_smtp.smtp.tls import TestCA
 from pytest_smtp.store import (
     HIERARCHY_DELIMITER,
     SYSTEM_FLAGS,
@@ -117,89 +115,6 @@ class _AlreadyAnswered(Exception):
 _TAG = re.compile(rb'[^\x00-\x20\x7f(){%*"\\+]+')
 
 
-# -- FETCH items ---------------------------------------------------------------------------------
-
-_BODY_ITEM = re.compile(
-    r"(BODY(?:\.PEEK)?)\[(.*)\](?:<(\d+)\.(\d+)>)?\Z", re.IGNORECASE | re.DOTALL
-)
-_SIMPLE_ITEMS = {
-    "FLAGS",
-    "UID",
-    "INTERNALDATE",
-    "RFC822.SIZE",
-    "RFC822",
-    "RFC822.HEADER",
-    "RFC822.TEXT",
-    "ENVELOPE",
-    "BODYSTRUCTURE",
-    "BODY",
-}
-_MACROS = {
-    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
-    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
-    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"],
-}
-
-
-@dataclass
-class _FetchItem:
-    name: str  # FLAGS, UID, ..., or "BODY[]" for a section fetch
-    section: Section | None = None
-    peek: bool = True
-    partial: tuple[int, int] | None = None
-
-    @property
-    def sets_seen(self) -> bool:
-        return self.name in ("RFC822", "RFC822.TEXT") or (
-            self.section is not None and not self.peek
-        )
-
-    @property
-    def needs_part(self) -> bool:
-        return self.section is not None or self.name in ("ENVELOPE", "BODYSTRUCTURE", "BODY")
-
-
-def _parse_fetch_items(value: Value) -> list[_FetchItem]:
-    raw: list[Value] = value if isinstance(value, list) else [value]
-    if isinstance(value, Atom) and value.upper() in _MACROS:
-        return [_FetchItem(name) for name in _MACROS[value.upper()]]
-    items: list[_FetchItem] = []
-    for entry in raw:
-        if not isinstance(entry, Atom):
-            raise ImapSyntaxError(f"FETCH: expected a fetch item such as FLAGS, got {entry!r}")
-        upper = entry.upper()
-        if upper in _SIMPLE_ITEMS:
-            items.append(_FetchItem(upper))
-            continue
-        match = _BODY_ITEM.match(entry)
-        if match is None:
-            raise ImapSyntaxError(
-                f"FETCH: unknown item {str(entry)!r}; known items are FLAGS, UID, INTERNALDATE, "
-                "RFC822.SIZE, RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODYSTRUCTURE, BODY, "
-                "BODY[section]<n.m>, BODY.PEEK[section]<n.m> and the macros ALL, FAST, FULL"
-            )
-        partial = None
-        if match.group(3) is not None:
-            partial = (int(match.group(3)), int(match.group(4)))
-            if partial[1] == 0:
-                raise ImapSyntaxError(f"FETCH {entry}: the partial length must be > 0")
-        items.append(
-            _FetchItem(
-                "BODY[]",
-                section=parse_section(match.group(2)),
-                peek=match.group(1).upper() == "BODY.PEEK",
-                partial=partial,
-            )
-        )
-    if not items:
-        raise ImapSyntaxError("FETCH needs at least one item, e.g. (FLAGS) or BODY.PEEK[]")
-    return items
-
-
-def _literal(data: bytes) -> bytes:
-    return b"{%d}\r\n%s" % (len(data), data)
-
-
 def _flag_sort_key(flag: str) -> tuple[int, str]:
     return (0 if flag.startswith("\\") else 1, flag)
 
@@ -237,10 +152,12 @@ class IMAPServer(RecordingServer):
     the address of the maildrop to open; ``auth="any"`` (the default) lets every user in with
     any password, ``auth={"bob@example.org": "secret"}`` checks them (a wrong one gets
     ``NO [AUTHENTICATIONFAILED]``). ``tls="starttls"`` offers STARTTLS, ``tls="implicit"``
-    speaks TLS from the first byte (IMAPS); certificates come from the test CA unless
-    ``ssl_context`` is given. ``require_tls=True`` advertises ``LOGINDISABLED`` and refuses
-    LOGIN and AUTHENTICATE until STARTTLS. Every connection is recorded in :attr:`sessions`
-    with its transcript (passwords masked).
+    speaks TLS from the first byte (IMAPS); the certificate (for ``hostname``, default
+    ``smtp.pytest-smtp.test`` as on ``SMTPServer``) is issued by ``ca`` (a
+    :class:`~pytest_smtp.smtp.tls.TestCA`, default the process's test CA; ``ssl_context=`` is a
+    deprecated alternative). Options are checked as ``SMTPServer``'s. ``require_tls=True``
+    advertises ``LOGINDISABLED`` and refuses LOGIN and AUTHENTICATE until STARTTLS. Every
+    connection is recorded in :attr:`sessions` with its transcript (passwords masked).
     """
 
     protocol = "IMAP"
@@ -252,10 +169,11 @@ class IMAPServer(RecordingServer):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        hostname: str = "localhost",
-        tls: Literal["starttls", "implicit"] | None = None,
+        hostname: str = DEFAULT_HOSTNAME,
+        tls: TLSMode | None = None,
         require_tls: bool = False,
-        auth: AuthOption = "any",
+        auth: Auth = "any",
+        ca: TestCA | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
@@ -267,6 +185,7 @@ class IMAPServer(RecordingServer):
             tls=tls,
             require_tls=require_tls,
             auth=auth,
+            ca=ca,
             ssl_context=ssl_context,
             timeout=timeout,
         )
@@ -504,7 +423,7 @@ class _Session:
                 )
                 return
             sub = "UID " + cmd.args[0].upper()
-        handler = _HANDLERS.get(sub)
+        handler = _COMMANDS.get(sub)
         if handler is None:
             self.send(f"{cmd.tag} BAD unknown command {sub}".encode("utf-8", "replace"))
             return
@@ -703,9 +622,6 @@ class _Session:
         numbers = seqs.select(range(1, count + 1), count)
         return [(seq, self.view[seq - 1]) for seq in numbers]
 
-    def part(self, message: StoredMessage) -> Part:
-        return message_part(message)
-
     def lookup(self, name: str) -> Folder:
         assert self.maildrop is not None
         try:
@@ -721,19 +637,446 @@ class _Session:
         self.record.user = user
         self.record.mechanism = mechanism
 
+    # -- commands (one method per command; _COMMANDS below maps the names) ------------------
 
-# -- command handlers ----------------------------------------------------------------------------
+    async def imap_capability(self, cmd: Command) -> str:
+        _args(cmd, 0, "CAPABILITY")
+        self.send(b"* CAPABILITY " + self.capabilities().encode())
+        return "CAPABILITY completed"
 
-_HANDLERS: dict[str, _Handler] = {}
+    async def imap_noop(self, cmd: Command) -> str:
+        _args(cmd, 0, cmd.name)
+        return f"{cmd.name} completed"
 
+    async def imap_logout(self, cmd: Command) -> str:
+        _args(cmd, 0, "LOGOUT")
+        self.send(b"* BYE " + self.server.hostname.encode() + b" logging out")
+        self.deselect()
+        self.state = "logout"
+        self.record.close("logout")
+        return "LOGOUT completed"
 
-def _command(*names: str) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
+    async def imap_id(self, cmd: Command) -> str:
+        self.send(b'* ID ("name" "pytest_smtp" "vendor" "pytest_smtp")')
+        return "ID completed"
+
+    async def imap_namespace(self, cmd: Command) -> str:
+        _args(cmd, 0, "NAMESPACE")
+        self.send(b'* NAMESPACE (("" ' + quote(_DELIM) + b")) NIL NIL")
+        return "NAMESPACE completed"
+
+    async def imap_starttls(self, cmd: Command) -> str:
+        _args(cmd, 0, "STARTTLS")
+        if self.server.tls != "starttls":
+            raise _bad("STARTTLS is not offered by this server (tls is not 'starttls')")
+        if self.secure:
+            raise _bad("STARTTLS: TLS is already active")
+        self.send(f"{cmd.tag} OK Begin TLS negotiation now".encode())
+        await self.flush()
+        old = self.writer.transport
+        try:
+            dropped = await upgrade_to_tls(self.reader, self.writer, self.server.ssl_context())
+        except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            self.record.note(f"TLS handshake failed: {exc!r}")
+            self.record.close("error")
+            raise _Disconnect from None
+        self.server._untrack_transport(old)
+        self.server._track_transport(self.writer.transport)
+        self.secure = True
+        self.record.set_tls(self.writer, "starttls")
+        if dropped:
+            self.record.note(f"discarded {dropped} octets pipelined before the TLS handshake")
+        raise _AlreadyAnswered
+
+    def check_login_allowed(self) -> None:
+        """Raise ``NO [PRIVACYREQUIRED]`` while ``require_tls`` forbids a login."""
+        if self.server.require_tls and not self.secure:
+            raise _no("[PRIVACYREQUIRED] LOGIN and AUTHENTICATE are disabled until STARTTLS")
+
+    def fail_login(self, user: str) -> _Reply:
+        """Count and note a failed login; the reply to raise."""
+        self.record.failed_logins += 1
+        self.record.note(f"login failed for {user!r}")
+        return _no("[AUTHENTICATIONFAILED] invalid credentials")
+
+    async def imap_login(self, cmd: Command) -> str:
+        user_v, password_v = _args(cmd, 2, "LOGIN user password")
+        self.check_login_allowed()
+        user = astring(user_v, "the user name")
+        password = astring(password_v, "the password")
+        if not self.server.check_login(user, password):
+            raise self.fail_login(user)
+        self.login(user, "LOGIN")
+        return f"[CAPABILITY {self.capabilities()}] logged in as {user}"
+
+    async def imap_authenticate(self, cmd: Command) -> str:
+        args = _args(cmd, 1, "AUTHENTICATE PLAIN [initial-response]", at_least=True)
+        if len(args) > 2:
+            raise ImapSyntaxError("usage: AUTHENTICATE PLAIN [initial-response]")
+        mechanism = astring(args[0], "the SASL mechanism").upper()
+        if mechanism != "PLAIN":
+            raise _no(f"[CANNOT] unsupported SASL mechanism {mechanism}: only PLAIN is offered")
+        self.check_login_allowed()
+        if len(args) == 2:
+            response = astring(args[1], "the initial response")
+            response = "" if response == "=" else response
+        else:
+            self.send(b"+ ")
+            await self.flush()
+            line = await self.readline()
+            self.record.client(line.rstrip(b"\r\n").decode("ascii", "replace"), secret=True)
+            response = line.strip().decode("ascii", "replace")
+            if response == "*":
+                raise _bad("AUTHENTICATE cancelled by the client")
+        try:
+            authzid, user, password = decode_plain(response)
+        except AuthSyntaxError as exc:
+            raise _bad(f"AUTHENTICATE PLAIN: {exc}") from None
+        if authzid and authzid != user:
+            self.record.failed_logins += 1
+            raise _no(f"[AUTHORIZATIONFAILED] {user!r} may not act as {authzid!r}")
+        if not self.server.check_login(user, password):
+            raise self.fail_login(user)
+        self.login(user, "PLAIN")
+        return f"[CAPABILITY {self.capabilities()}] logged in as {user}"
+
+    async def imap_select(self, cmd: Command) -> str:
+        (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
+        name = _mailbox_arg(name_v)
+        self.deselect()
+        folder = self.lookup(name)
+        readonly = cmd.name == "EXAMINE"
+        self.select(folder, readonly)
+        messages = folder.messages
+        self.keywords = {f for m in messages for f in m.flags if not f.startswith("\\")}
+        flag_list = self.flag_list()
+        self.send(b"* FLAGS " + flag_list)
+        if readonly:
+            self.send(b"* OK [PERMANENTFLAGS ()] read-only mailbox")
+        else:
+            self.send(b"* OK [PERMANENTFLAGS " + flag_list[:-1] + b" \\*)] flags permitted")
+        self.send(b"* %d EXISTS" % len(self.view))
+        self.send(b"* %d RECENT" % len(self.recent))
+        for seq, m in enumerate(messages, 1):
+            if "\\Seen" not in m.flags:
+                self.send(b"* OK [UNSEEN %d] first unseen message" % seq)
+                break
+        self.send(b"* OK [UIDVALIDITY %d] UIDs valid" % folder.uidvalidity)
+        self.send(b"* OK [UIDNEXT %d] predicted next UID" % folder.uidnext)
+        return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
+
+    async def imap_create(self, cmd: Command) -> str:
+        (name_v,) = _args(cmd, 1, "CREATE mailbox")
+        name = _mailbox_arg(name_v)
+        assert self.maildrop is not None
+        if name in self.maildrop:
+            raise _no(f"[ALREADYEXISTS] mailbox {name!r} already exists")
+        try:
+            self.maildrop.create(name)
+        except ValueError as exc:
+            raise _no(f"[CANNOT] {exc}") from None
+        return "CREATE completed"
+
+    async def imap_delete(self, cmd: Command) -> str:
+        (name_v,) = _args(cmd, 1, "DELETE mailbox")
+        name = _mailbox_arg(name_v)
+        assert self.maildrop is not None
+        if name == "INBOX":
+            raise _no("[CANNOT] INBOX cannot be deleted")
+        folder = self.lookup(name)
+        if self.folder is folder:
+            self.deselect()
+        self.maildrop.delete(name)
+        return "DELETE completed"
+
+    async def imap_rename(self, cmd: Command) -> str:
+        old_v, new_v = _args(cmd, 2, "RENAME old-name new-name")
+        old, new = _mailbox_arg(old_v), _mailbox_arg(new_v, "new mailbox name")
+        assert self.maildrop is not None
+        self.lookup(old)
+        if new in self.maildrop:
+            raise _no(f"[ALREADYEXISTS] mailbox {new!r} already exists")
+        try:
+            self.maildrop.rename(old, new)
+        except ValueError as exc:
+            raise _no(f"[CANNOT] {exc}") from None
+        return "RENAME completed"
+
+    async def imap_subscribe(self, cmd: Command) -> str:
+        (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
+        folder = self.lookup(_mailbox_arg(name_v))
+        folder.subscribed = cmd.name == "SUBSCRIBE"
+        return f"{cmd.name} completed"
+
+    async def imap_list(self, cmd: Command) -> str:
+        ref_v, pattern_v = _args(cmd, 2, f"{cmd.name} reference pattern")
+        reference = decode_mailbox(astring(ref_v, "the reference name"))
+        pattern = decode_mailbox(astring(pattern_v, "the mailbox pattern"))
+        delim = quote(_DELIM)
+        if not pattern and cmd.name == "LIST":
+            self.send(b"* LIST (\\Noselect) " + delim + b' ""')
+            return "LIST completed"
+        assert self.maildrop is not None
+        folders = self.maildrop.folders
+        names = [n for n, f in folders.items() if cmd.name == "LIST" or f.subscribed]
+        existing = set(folders)
+        implied: list[str] = []
         for name in names:
-            _HANDLERS[name] = fn
-        return fn
+            pieces = name.split(_DELIM)
+            for i in range(1, len(pieces)):
+                parent = _DELIM.join(pieces[:i])
+                if parent and parent not in existing and parent not in implied:
+                    implied.append(parent)
+        full = reference + pattern if not pattern.startswith(_DELIM) else pattern
+        regex = _list_regex(full)
+        inbox_regex = re.compile(regex.pattern, re.IGNORECASE | re.DOTALL)
+        for name in [*names, *implied]:
+            match = inbox_regex if name == "INBOX" else regex
+            if not match.match(name):
+                continue
+            attrs: list[str] = []
+            if name in implied:
+                attrs.append("\\Noselect")
+            if cmd.name == "LIST":
+                prefix = name + _DELIM
+                has_children = any(other.startswith(prefix) for other in existing)
+                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+            line = b"* %s (%s) %s %s" % (
+                cmd.name.encode(),
+                " ".join(attrs).encode(),
+                delim,
+                _wire_name(name),
+            )
+            self.send(line)
+        return f"{cmd.name} completed"
 
-    return register
+    async def imap_status(self, cmd: Command) -> str:
+        name_v, items_v = _args(
+            cmd, 2, "STATUS mailbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)"
+        )
+        name = _mailbox_arg(name_v)
+        items = items_v if isinstance(items_v, list) else [items_v]
+        wanted: list[str] = []
+        for item in items:
+            text = astring(item, "a STATUS item").upper()
+            if text not in _STATUS_ITEMS:
+                raise _bad(
+                    f"STATUS: unknown item {text!r}; known items: {', '.join(_STATUS_ITEMS)}"
+                )
+            wanted.append(text)
+        folder = self.lookup(name)
+        messages = folder.messages
+        values = {
+            "MESSAGES": len(messages),
+            "RECENT": sum(
+                1 for m in messages if m.recent or (self.folder is folder and m.uid in self.recent)
+            ),
+            "UIDNEXT": folder.uidnext,
+            "UIDVALIDITY": folder.uidvalidity,
+            "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
+        }
+        body = " ".join(f"{k} {values[k]}" for k in wanted)
+        self.send(b"* STATUS " + _wire_name(folder.name) + b" (" + body.encode() + b")")
+        return "STATUS completed"
+
+    async def imap_append(self, cmd: Command) -> str:
+        args = _args(cmd, 2, "APPEND mailbox [(flags)] [date-time] {literal}", at_least=True)
+        if len(args) > 4:
+            raise ImapSyntaxError("usage: APPEND mailbox [(flags)] [date-time] {literal}")
+        name = _mailbox_arg(args[0])
+        message = args[-1]
+        if not isinstance(message, bytes):
+            raise ImapSyntaxError("APPEND: the message must be a literal such as {310}")
+        flags: list[str] = []
+        internal_date = None
+        for extra in args[1:-1]:
+            if isinstance(extra, list):
+                flags = _parse_flags(extra, "APPEND flags")
+            else:
+                internal_date = parse_date_time(astring(extra, "the APPEND date-time"))
+        assert self.maildrop is not None
+        try:
+            folder = self.maildrop.folder(name)
+        except FolderNotFound:
+            raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
+        stored = folder.append(message, flags, internal_date)
+        return f"[APPENDUID {folder.uidvalidity} {stored.uid}] APPEND completed"
+
+    async def imap_idle(self, cmd: Command) -> str:
+        _args(cmd, 0, "IDLE")
+        self.wake = asyncio.Event()
+        self.send(b"+ idling")
+        read = asyncio.ensure_future(self.readline())
+        try:
+            while True:
+                self.wake.clear()
+                if self.state == "selected":
+                    self.report_changes()
+                await self.flush()
+                waiter = asyncio.ensure_future(self.wake.wait())
+                done, _ = await asyncio.wait({read, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if read in done:
+                    waiter.cancel()
+                    break
+        finally:
+            self.wake = None
+            if not read.done():
+                read.cancel()
+        line = read.result()  # _Disconnect propagates: the client went away while idling
+        self.record.client(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+        if line.strip().upper() != b"DONE":
+            raise _bad(f"IDLE: expected DONE, got {line.strip()[:50]!r}")
+        return "IDLE terminated"
+
+    async def imap_close(self, cmd: Command) -> str:
+        _args(cmd, 0, cmd.name)
+        folder = self.require_folder()
+        if cmd.name == "CLOSE" and not self.readonly:
+            folder.expunge()
+        self.deselect()
+        return f"{cmd.name} completed"
+
+    async def imap_expunge(self, cmd: Command) -> str:
+        folder = self.require_writable("EXPUNGE")
+        self.dirty = True
+        if cmd.name == "UID":
+            _, set_v = _args(cmd, 2, "UID EXPUNGE uid-set")
+            pairs = self.resolve(astring(set_v, "the UID set"), uid=True)
+            folder.expunge([uid for _, uid in pairs])
+            return "UID EXPUNGE completed"
+        _args(cmd, 0, "EXPUNGE")
+        folder.expunge()
+        return "EXPUNGE completed"
+
+    async def imap_search(self, cmd: Command) -> str:
+        uid_mode = cmd.name == "UID"
+        args = cmd.args[1:] if uid_mode else cmd.args
+        charset, predicate = parse_search(args)
+        if charset is not None and charset not in SUPPORTED_CHARSETS:
+            raise _no(
+                f"[BADCHARSET ({' '.join(SUPPORTED_CHARSETS)})] unsupported charset {charset}"
+            )
+        folder = self.require_folder()
+        max_seq = len(self.view)
+        max_uid = self.view[-1] if self.view else 0
+        hits: list[int] = []
+        for seq, uid in enumerate(self.view, 1):
+            message = folder.get(uid)
+            if message is None:
+                continue
+            ctx = SearchContext(message, seq, max_seq, max_uid, uid in self.recent)
+            if predicate(ctx):
+                hits.append(uid if uid_mode else seq)
+        self.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits))
+        return f"{'UID ' if uid_mode else ''}SEARCH completed"
+
+    async def imap_fetch(self, cmd: Command) -> str:
+        uid_mode = cmd.name == "UID"
+        args = cmd.args[1:] if uid_mode else cmd.args
+        request = parse_fetch(args, uid_mode)
+        folder = self.require_folder()
+        sets_seen = not self.readonly and request.sets_seen
+        wants_flags = request.wants_flags
+        for seq, uid in self.resolve(request.set_text, uid_mode):
+            message = folder.get(uid)
+            if message is None:
+                continue  # expunged by another session; the EXPUNGE follows later
+            add_flags = False
+            if sets_seen and "\\Seen" not in message.flags:
+                folder.set_flags(uid, ["\\Seen"], "add")
+                add_flags = not wants_flags
+            out = render_fetch(request, message, self.flags_bytes)
+            if add_flags or wants_flags:
+                self.known_flags[uid] = message.flags
+            if add_flags:
+                out.append(b"FLAGS " + self.flags_bytes(message))
+            self.send(b"* %d FETCH (" % seq + b" ".join(out) + b")")
+            if len(self._out) > 1 << 18:
+                await self.flush()
+        return f"{'UID ' if uid_mode else ''}FETCH completed"
+
+    async def imap_store(self, cmd: Command) -> str:
+        uid_mode = cmd.name == "UID"
+        args = cmd.args[1:] if uid_mode else cmd.args
+        if len(args) < 3:
+            raise ImapSyntaxError(
+                f"usage: {'UID ' if uid_mode else ''}STORE set (+|-)FLAGS[.SILENT] (flags)"
+            )
+        set_text = astring(args[0], "the sequence set")
+        action = astring(args[1], "the STORE item").upper()
+        match = re.fullmatch(r"([+-]?)FLAGS(\.SILENT)?", action)
+        if match is None:
+            raise ImapSyntaxError(
+                f"STORE: unknown item {action!r}; expected FLAGS, +FLAGS or -FLAGS (with .SILENT)"
+            )
+        raw_flags: list[Value] = []
+        for value in args[2:]:
+            raw_flags.extend(value if isinstance(value, list) else [value])
+        flags = _parse_flags(raw_flags, "STORE flags")
+        mode: Literal["set", "add", "remove"] = "set"
+        if match.group(1) == "+":
+            mode = "add"
+        elif match.group(1) == "-":
+            mode = "remove"
+        silent = match.group(2) is not None
+        folder = self.require_writable("STORE")
+        for seq, uid in self.resolve(set_text, uid_mode):
+            message = folder.get(uid)
+            if message is None:
+                continue
+            try:
+                folder.set_flags(uid, flags, mode)
+            except KeyError:
+                continue  # expunged meanwhile
+            if mode != "remove":
+                # Announced even for .SILENT, before the first FETCH that shows it (as Dovecot).
+                self.announce_keywords(flags)
+            self.known_flags[uid] = message.flags
+            if not silent:
+                uid_part = b" UID %d" % uid if uid_mode else b""
+                self.send(b"* %d FETCH (FLAGS %s%s)" % (seq, self.flags_bytes(message), uid_part))
+        return f"{'UID ' if uid_mode else ''}STORE completed"
+
+    async def imap_copy(self, cmd: Command) -> str:
+        uid_mode = cmd.name == "UID"
+        verb = astring(cmd.args[0], "the UID command").upper() if uid_mode else cmd.name
+        args = cmd.args[1:] if uid_mode else cmd.args
+        if len(args) != 2:
+            raise ImapSyntaxError(f"usage: {'UID ' if uid_mode else ''}{verb} set mailbox")
+        set_text = astring(args[0], "the sequence set")
+        name = _mailbox_arg(args[1])
+        folder = self.require_writable(verb) if verb == "MOVE" else self.require_folder()
+        assert self.maildrop is not None
+        try:
+            target = self.maildrop.folder(name)
+        except FolderNotFound:
+            raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
+        pairs = self.resolve(set_text, uid_mode)
+        source_uids: list[int] = []
+        target_uids: list[int] = []
+        with self.store.lock:
+            for _, uid in pairs:
+                message = folder.get(uid)
+                if message is None:
+                    continue
+                copy = target.append(message.raw, message.flags, message.internal_date)
+                source_uids.append(uid)
+                target_uids.append(copy.uid)
+            code = ""
+            if source_uids:
+                code = (
+                    f"[COPYUID {target.uidvalidity} {format_sequence(source_uids)} "
+                    f"{format_sequence(target_uids)}] "
+                )
+            if verb == "MOVE" and source_uids:
+                folder.remove(source_uids)
+                self.send(f"* OK {code}moved".encode())
+                self.dirty = True
+                return f"{'UID ' if uid_mode else ''}MOVE completed"
+        return f"{code}{'UID ' if uid_mode else ''}{verb} completed"
+
+
+# -- helpers of the commands --------------------------------------------------------------------
 
 
 def _args(cmd: Command, count: int, usage: str, *, at_least: bool = False) -> list[Value]:
@@ -743,274 +1086,7 @@ def _args(cmd: Command, count: int, usage: str, *, at_least: bool = False) -> li
     return args
 
 
-@_command("CAPABILITY")
-async def _capability(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, "CAPABILITY")
-    s.send(b"* CAPABILITY " + s.capabilities().encode())
-    return "CAPABILITY completed"
-
-
-@_command("NOOP", "CHECK")
-async def _noop(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, cmd.name)
-    return f"{cmd.name} completed"
-
-
-@_command("LOGOUT")
-async def _logout(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, "LOGOUT")
-    s.send(b"* BYE " + s.server.hostname.encode() + b" logging out")
-    s.deselect()
-    s.state = "logout"
-    s.record.close("logout")
-    return "LOGOUT completed"
-
-
-@_command("ID")
-async def _id(s: _Session, cmd: Command) -> str:
-    s.send(b'* ID ("name" "pytest_smtp" "vendor" "pytest_smtp")')
-    return "ID completed"
-
-
-@_command("NAMESPACE")
-async def _namespace(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, "NAMESPACE")
-    s.send(b'* NAMESPACE (("" ' + quote(_DELIM) + b")) NIL NIL")
-    return "NAMESPACE completed"
-
-
-@_command("STARTTLS")
-async def _starttls(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, "STARTTLS")
-    context = s.server.ssl_context
-    if s.server.tls != "starttls" or context is None:
-        raise _bad("STARTTLS is not offered by this server (tls is not 'starttls')")
-    if s.secure:
-        raise _bad("STARTTLS: TLS is already active")
-    s.send(f"{cmd.tag} OK Begin TLS negotiation now".encode())
-    await s.flush()
-    old = s.writer.transport
-    try:
-        dropped = await upgrade_to_tls(s.reader, s.writer, context)
-    except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
-        s.record.note(f"TLS handshake failed: {exc!r}")
-        s.record.close("error")
-        raise _Disconnect from None
-    s.server._untrack_transport(old)
-    s.server._track_transport(s.writer.transport)
-    s.secure = True
-    s.record.set_tls(s.writer, "starttls")
-    if dropped:
-        s.record.note(f"discarded {dropped} octets pipelined before the TLS handshake")
-    raise _AlreadyAnswered
-
-
-def _check_login_allowed(s: _Session) -> None:
-    if s.server.require_tls and not s.secure:
-        raise _no("[PRIVACYREQUIRED] LOGIN and AUTHENTICATE are disabled until STARTTLS")
-
-
-def _fail_login(s: _Session, user: str) -> _Reply:
-    s.record.failed_logins += 1
-    s.record.note(f"login failed for {user!r}")
-    return _no("[AUTHENTICATIONFAILED] invalid credentials")
-
-
-@_command("LOGIN")
-async def _login(s: _Session, cmd: Command) -> str:
-    user_v, password_v = _args(cmd, 2, "LOGIN user password")
-    _check_login_allowed(s)
-    user = astring(user_v, "the user name")
-    password = astring(password_v, "the password")
-    if not check_credentials(s.server.auth, user, password):
-        raise _fail_login(s, user)
-    s.login(user, "LOGIN")
-    return f"[CAPABILITY {s.capabilities()}] logged in as {user}"
-
-
-@_command("AUTHENTICATE")
-async def _authenticate(s: _Session, cmd: Command) -> str:
-    args = _args(cmd, 1, "AUTHENTICATE PLAIN [initial-response]", at_least=True)
-    if len(args) > 2:
-        raise ImapSyntaxError("usage: AUTHENTICATE PLAIN [initial-response]")
-    mechanism = astring(args[0], "the SASL mechanism").upper()
-    if mechanism != "PLAIN":
-        raise _no(f"[CANNOT] unsupported SASL mechanism {mechanism}: only PLAIN is offered")
-    _check_login_allowed(s)
-    if len(args) == 2:
-        response = astring(args[1], "the initial response")
-        response = "" if response == "=" else response
-    else:
-        s.send(b"+ ")
-        await s.flush()
-        line = await s.readline()
-        s.record.client(line.rstrip(b"\r\n").decode("ascii", "replace"), secret=True)
-        response = line.strip().decode("ascii", "replace")
-        if response == "*":
-            raise _bad("AUTHENTICATE cancelled by the client")
-    try:
-        authzid, user, password = decode_sasl_plain(response)
-    except ValueError as exc:
-        raise _bad(f"AUTHENTICATE PLAIN: {exc}") from None
-    if authzid and authzid != user:
-        s.record.failed_logins += 1
-        raise _no(f"[AUTHORIZATIONFAILED] {user!r} may not act as {authzid!r}")
-    if not check_credentials(s.server.auth, user, password):
-        raise _fail_login(s, user)
-    s.login(user, "PLAIN")
-    return f"[CAPABILITY {s.capabilities()}] logged in as {user}"
-
-
-@_command("SELECT", "EXAMINE")
-async def _select(s: _Session, cmd: Command) -> str:
-    (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
-    name = _mailbox_arg(name_v)
-    s.deselect()
-    folder = s.lookup(name)
-    readonly = cmd.name == "EXAMINE"
-    s.select(folder, readonly)
-    messages = folder.messages
-    s.keywords = {f for m in messages for f in m.flags if not f.startswith("\\")}
-    flag_list = s.flag_list()
-    s.send(b"* FLAGS " + flag_list)
-    if readonly:
-        s.send(b"* OK [PERMANENTFLAGS ()] read-only mailbox")
-    else:
-        s.send(b"* OK [PERMANENTFLAGS " + flag_list[:-1] + b" \\*)] flags permitted")
-    s.send(b"* %d EXISTS" % len(s.view))
-    s.send(b"* %d RECENT" % len(s.recent))
-    for seq, m in enumerate(messages, 1):
-        if "\\Seen" not in m.flags:
-            s.send(b"* OK [UNSEEN %d] first unseen message" % seq)
-            break
-    s.send(b"* OK [UIDVALIDITY %d] UIDs valid" % folder.uidvalidity)
-    s.send(b"* OK [UIDNEXT %d] predicted next UID" % folder.uidnext)
-    return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
-
-
-@_command("CREATE")
-async def _create(s: _Session, cmd: Command) -> str:
-    (name_v,) = _args(cmd, 1, "CREATE mailbox")
-    name = _mailbox_arg(name_v)
-    assert s.maildrop is not None
-    if name in s.maildrop:
-        raise _no(f"[ALREADYEXISTS] mailbox {name!r} already exists")
-    try:
-        s.maildrop.create(name)
-    except ValueError as exc:
-        raise _no(f"[CANNOT] {exc}") from None
-    return "CREATE completed"
-
-
-@_command("DELETE")
-async def _delete(s: _Session, cmd: Command) -> str:
-    (name_v,) = _args(cmd, 1, "DELETE mailbox")
-    name = _mailbox_arg(name_v)
-    assert s.maildrop is not None
-    if name == "INBOX":
-        raise _no("[CANNOT] INBOX cannot be deleted")
-    folder = s.lookup(name)
-    if s.folder is folder:
-        s.deselect()
-    s.maildrop.delete(name)
-    return "DELETE completed"
-
-
-@_command("RENAME")
-async def _rename(s: _Session, cmd: Command) -> str:
-    old_v, new_v = _args(cmd, 2, "RENAME old-name new-name")
-    old, new = _mailbox_arg(old_v), _mailbox_arg(new_v, "new mailbox name")
-    assert s.maildrop is not None
-    s.lookup(old)
-    if new in s.maildrop:
-        raise _no(f"[ALREADYEXISTS] mailbox {new!r} already exists")
-    try:
-        s.maildrop.rename(old, new)
-    except ValueError as exc:
-        raise _no(f"[CANNOT] {exc}") from None
-    return "RENAME completed"
-
-
-@_command("SUBSCRIBE", "UNSUBSCRIBE")
-async def _subscribe(s: _Session, cmd: Command) -> str:
-    (name_v,) = _args(cmd, 1, f"{cmd.name} mailbox")
-    folder = s.lookup(_mailbox_arg(name_v))
-    folder.subscribed = cmd.name == "SUBSCRIBE"
-    return f"{cmd.name} completed"
-
-
-@_command("LIST", "LSUB")
-async def _list(s: _Session, cmd: Command) -> str:
-    ref_v, pattern_v = _args(cmd, 2, f"{cmd.name} reference pattern")
-    reference = decode_mailbox(astring(ref_v, "the reference name"))
-    pattern = decode_mailbox(astring(pattern_v, "the mailbox pattern"))
-    delim = quote(_DELIM)
-    if not pattern and cmd.name == "LIST":
-        s.send(b"* LIST (\\Noselect) " + delim + b' ""')
-        return "LIST completed"
-    assert s.maildrop is not None
-    folders = s.maildrop.folders
-    names = [n for n, f in folders.items() if cmd.name == "LIST" or f.subscribed]
-    existing = set(folders)
-    implied: list[str] = []
-    for name in names:
-        pieces = name.split(_DELIM)
-        for i in range(1, len(pieces)):
-            parent = _DELIM.join(pieces[:i])
-            if parent and parent not in existing and parent not in implied:
-                implied.append(parent)
-    full = reference + pattern if not pattern.startswith(_DELIM) else pattern
-    regex = _list_regex(full)
-    inbox_regex = re.compile(regex.pattern, re.IGNORECASE | re.DOTALL)
-    for name in [*names, *implied]:
-        match = inbox_regex if name == "INBOX" else regex
-        if not match.match(name):
-            continue
-        attrs: list[str] = []
-        if name in implied:
-            attrs.append("\\Noselect")
-        if cmd.name == "LIST":
-            prefix = name + _DELIM
-            has_children = any(other.startswith(prefix) for other in existing)
-            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
-        line = b"* %s (%s) %s %s" % (
-            cmd.name.encode(),
-            " ".join(attrs).encode(),
-            delim,
-            _wire_name(name),
-        )
-        s.send(line)
-    return f"{cmd.name} completed"
-
-
 _STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
-
-
-@_command("STATUS")
-async def _status(s: _Session, cmd: Command) -> str:
-    name_v, items_v = _args(cmd, 2, "STATUS mailbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
-    name = _mailbox_arg(name_v)
-    items = items_v if isinstance(items_v, list) else [items_v]
-    wanted: list[str] = []
-    for item in items:
-        text = astring(item, "a STATUS item").upper()
-        if text not in _STATUS_ITEMS:
-            raise _bad(f"STATUS: unknown item {text!r}; known items: {', '.join(_STATUS_ITEMS)}")
-        wanted.append(text)
-    folder = s.lookup(name)
-    messages = folder.messages
-    values = {
-        "MESSAGES": len(messages),
-        "RECENT": sum(
-            1 for m in messages if m.recent or (s.folder is folder and m.uid in s.recent)
-        ),
-        "UIDNEXT": folder.uidnext,
-        "UIDVALIDITY": folder.uidvalidity,
-        "UNSEEN": sum(1 for m in messages if "\\Seen" not in m.flags),
-    }
-    body = " ".join(f"{k} {values[k]}" for k in wanted)
-    s.send(b"* STATUS " + _wire_name(folder.name) + b" (" + body.encode() + b")")
-    return "STATUS completed"
 
 
 def _parse_flags(values: Iterable[Value], what: str) -> list[str]:
@@ -1028,252 +1104,41 @@ def _parse_flags(values: Iterable[Value], what: str) -> list[str]:
     return flags
 
 
-@_command("APPEND")
-async def _append(s: _Session, cmd: Command) -> str:
-    args = _args(cmd, 2, "APPEND mailbox [(flags)] [date-time] {literal}", at_least=True)
-    if len(args) > 4:
-        raise ImapSyntaxError("usage: APPEND mailbox [(flags)] [date-time] {literal}")
-    name = _mailbox_arg(args[0])
-    message = args[-1]
-    if not isinstance(message, bytes):
-        raise ImapSyntaxError("APPEND: the message must be a literal such as {310}")
-    flags: list[str] = []
-    internal_date = None
-    for extra in args[1:-1]:
-        if isinstance(extra, list):
-            flags = _parse_flags(extra, "APPEND flags")
-        else:
-            internal_date = parse_date_time(astring(extra, "the APPEND date-time"))
-    assert s.maildrop is not None
-    try:
-        folder = s.maildrop.folder(name)
-    except FolderNotFound:
-        raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
-    stored = folder.append(message, flags, internal_date)
-    return f"[APPENDUID {folder.uidvalidity} {stored.uid}] APPEND completed"
-
-
-@_command("IDLE")
-async def _idle(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, "IDLE")
-    s.wake = asyncio.Event()
-    s.send(b"+ idling")
-    read = asyncio.ensure_future(s.readline())
-    try:
-        while True:
-            s.wake.clear()
-            if s.state == "selected":
-                s.report_changes()
-            await s.flush()
-            waiter = asyncio.ensure_future(s.wake.wait())
-            done, _ = await asyncio.wait({read, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if read in done:
-                waiter.cancel()
-                break
-    finally:
-        s.wake = None
-        if not read.done():
-            read.cancel()
-    line = read.result()  # _Disconnect propagates: the client went away while idling
-    s.record.client(line.rstrip(b"\r\n").decode("utf-8", "replace"))
-    if line.strip().upper() != b"DONE":
-        raise _bad(f"IDLE: expected DONE, got {line.strip()[:50]!r}")
-    return "IDLE terminated"
-
-
-@_command("CLOSE", "UNSELECT")
-async def _close(s: _Session, cmd: Command) -> str:
-    _args(cmd, 0, cmd.name)
-    folder = s.require_folder()
-    if cmd.name == "CLOSE" and not s.readonly:
-        folder.expunge()
-    s.deselect()
-    return f"{cmd.name} completed"
-
-
-@_command("EXPUNGE", "UID EXPUNGE")
-async def _expunge(s: _Session, cmd: Command) -> str:
-    folder = s.require_writable("EXPUNGE")
-    s.dirty = True
-    if cmd.name == "UID":
-        _, set_v = _args(cmd, 2, "UID EXPUNGE uid-set")
-        pairs = s.resolve(astring(set_v, "the UID set"), uid=True)
-        folder.expunge([uid for _, uid in pairs])
-        return "UID EXPUNGE completed"
-    _args(cmd, 0, "EXPUNGE")
-    folder.expunge()
-    return "EXPUNGE completed"
-
-
-@_command("SEARCH", "UID SEARCH")
-async def _search(s: _Session, cmd: Command) -> str:
-    uid_mode = cmd.name == "UID"
-    args = cmd.args[1:] if uid_mode else cmd.args
-    charset, predicate = parse_search(args)
-    if charset is not None and charset not in SUPPORTED_CHARSETS:
-        raise _no(f"[BADCHARSET ({' '.join(SUPPORTED_CHARSETS)})] unsupported charset {charset}")
-    folder = s.require_folder()
-    max_seq = len(s.view)
-    max_uid = s.view[-1] if s.view else 0
-    hits: list[int] = []
-    for seq, uid in enumerate(s.view, 1):
-        message = folder.get(uid)
-        if message is None:
-            continue
-        ctx = SearchContext(message, seq, max_seq, max_uid, uid in s.recent)
-        if predicate(ctx):
-            hits.append(uid if uid_mode else seq)
-    s.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits))
-    return f"{'UID ' if uid_mode else ''}SEARCH completed"
-
-
-@_command("FETCH", "UID FETCH")
-async def _fetch(s: _Session, cmd: Command) -> str:
-    uid_mode = cmd.name == "UID"
-    args = cmd.args[1:] if uid_mode else cmd.args
-    if len(args) != 2:
-        raise ImapSyntaxError(f"usage: {'UID ' if uid_mode else ''}FETCH set (items)")
-    set_text = astring(args[0], "the sequence set")
-    items = _parse_fetch_items(args[1])
-    if uid_mode and not any(i.name == "UID" for i in items):
-        items.insert(0, _FetchItem("UID"))
-    folder = s.require_folder()
-    sets_seen = not s.readonly and any(i.sets_seen for i in items)
-    wants_flags = any(i.name == "FLAGS" for i in items)
-    needs_part = any(i.needs_part for i in items)
-    for seq, uid in s.resolve(set_text, uid_mode):
-        message = folder.get(uid)
-        if message is None:
-            continue  # expunged by another session; the EXPUNGE follows later
-        add_flags = False
-        if sets_seen and "\\Seen" not in message.flags:
-            folder.set_flags(uid, ["\\Seen"], "add")
-            add_flags = not wants_flags
-        part = s.part(message) if needs_part else None
-        out = [_fetch_item(s, item, message, part) for item in items]
-        if add_flags or wants_flags:
-            s.known_flags[uid] = message.flags
-        if add_flags:
-            out.append(b"FLAGS " + s.flags_bytes(message))
-        s.send(b"* %d FETCH (" % seq + b" ".join(out) + b")")
-        if len(s._out) > 1 << 18:
-            await s.flush()
-    return f"{'UID ' if uid_mode else ''}FETCH completed"
-
-
-def _fetch_item(s: _Session, item: _FetchItem, m: StoredMessage, part: Part | None) -> bytes:
-    name = item.name
-    if name == "FLAGS":
-        return b"FLAGS " + s.flags_bytes(m)
-    if name == "UID":
-        return b"UID %d" % m.uid
-    if name == "INTERNALDATE":
-        return b"INTERNALDATE " + format_internal_date(m.internal_date)
-    if name == "RFC822.SIZE":
-        return b"RFC822.SIZE %d" % m.size
-    if name == "RFC822":
-        return b"RFC822 " + _literal(m.raw)
-    assert part is not None or name in ("RFC822.HEADER", "RFC822.TEXT")
-    if name in ("RFC822.HEADER", "RFC822.TEXT"):
-        part = part or s.part(m)
-        data = part.header if name == "RFC822.HEADER" else part.body
-        return name.encode() + b" " + _literal(data)
-    assert part is not None
-    if name == "ENVELOPE":
-        return b"ENVELOPE " + part.envelope()
-    if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + part.bodystructure(extensible=True)
-    if name == "BODY" and item.section is None:
-        return b"BODY " + part.bodystructure(extensible=False)
-    assert item.section is not None
-    data = _section_bytes(part, item.section) or b""
-    label = b"BODY[" + item.section.label.encode("utf-8", "replace") + b"]"
-    if item.partial is not None:
-        origin, length = item.partial
-        data = data[origin : origin + length]
-        label += b"<%d>" % origin
-    return label + b" " + _literal(data)
-
-
-@_command("STORE", "UID STORE")
-async def _store(s: _Session, cmd: Command) -> str:
-    uid_mode = cmd.name == "UID"
-    args = cmd.args[1:] if uid_mode else cmd.args
-    if len(args) < 3:
-        raise ImapSyntaxError(
-            f"usage: {'UID ' if uid_mode else ''}STORE set (+|-)FLAGS[.SILENT] (flags)"
-        )
-    set_text = astring(args[0], "the sequence set")
-    action = astring(args[1], "the STORE item").upper()
-    match = re.fullmatch(r"([+-]?)FLAGS(\.SILENT)?", action)
-    if match is None:
-        raise ImapSyntaxError(
-            f"STORE: unknown item {action!r}; expected FLAGS, +FLAGS or -FLAGS (with .SILENT)"
-        )
-    raw_flags: list[Value] = []
-    for value in args[2:]:
-        raw_flags.extend(value if isinstance(value, list) else [value])
-    flags = _parse_flags(raw_flags, "STORE flags")
-    mode: Literal["set", "add", "remove"] = "set"
-    if match.group(1) == "+":
-        mode = "add"
-    elif match.group(1) == "-":
-        mode = "remove"
-    silent = match.group(2) is not None
-    folder = s.require_writable("STORE")
-    for seq, uid in s.resolve(set_text, uid_mode):
-        message = folder.get(uid)
-        if message is None:
-            continue
-        try:
-            folder.set_flags(uid, flags, mode)
-        except KeyError:
-            continue  # expunged meanwhile
-        if mode != "remove":
-            # Announced even for .SILENT, before the first FETCH that shows it (as Dovecot).
-            s.announce_keywords(flags)
-        s.known_flags[uid] = message.flags
-        if not silent:
-            uid_part = b" UID %d" % uid if uid_mode else b""
-            s.send(b"* %d FETCH (FLAGS %s%s)" % (seq, s.flags_bytes(message), uid_part))
-    return f"{'UID ' if uid_mode else ''}STORE completed"
-
-
-@_command("COPY", "UID COPY", "MOVE", "UID MOVE")
-async def _copy(s: _Session, cmd: Command) -> str:
-    uid_mode = cmd.name == "UID"
-    verb = astring(cmd.args[0], "the UID command").upper() if uid_mode else cmd.name
-    args = cmd.args[1:] if uid_mode else cmd.args
-    if len(args) != 2:
-        raise ImapSyntaxError(f"usage: {'UID ' if uid_mode else ''}{verb} set mailbox")
-    set_text = astring(args[0], "the sequence set")
-    name = _mailbox_arg(args[1])
-    folder = s.require_writable(verb) if verb == "MOVE" else s.require_folder()
-    assert s.maildrop is not None
-    try:
-        target = s.maildrop.folder(name)
-    except FolderNotFound:
-        raise _no(f"[TRYCREATE] mailbox {name!r} does not exist") from None
-    pairs = s.resolve(set_text, uid_mode)
-    source_uids: list[int] = []
-    target_uids: list[int] = []
-    with s.store.lock:
-        for _, uid in pairs:
-            message = folder.get(uid)
-            if message is None:
-                continue
-            copy = target.append(message.raw, message.flags, message.internal_date)
-            source_uids.append(uid)
-            target_uids.append(copy.uid)
-        code = ""
-        if source_uids:
-            code = (
-                f"[COPYUID {target.uidvalidity} {format_sequence(source_uids)} "
-                f"{format_sequence(target_uids)}] "
-            )
-        if verb == "MOVE" and source_uids:
-            folder.remove(source_uids)
-            s.send(f"* OK {code}moved".encode())
-            s.dirty = True
-            return f"{'UID ' if uid_mode else ''}MOVE completed"
-    return f"{code}{'UID ' if uid_mode else ''}{verb} completed"
+# One handler per command, called as handler(session, cmd) (the style of smtp/protocol.py).
+_COMMANDS: dict[str, _Handler] = {
+    "CAPABILITY": _Session.imap_capability,
+    "NOOP": _Session.imap_noop,
+    "CHECK": _Session.imap_noop,
+    "LOGOUT": _Session.imap_logout,
+    "ID": _Session.imap_id,
+    "NAMESPACE": _Session.imap_namespace,
+    "STARTTLS": _Session.imap_starttls,
+    "LOGIN": _Session.imap_login,
+    "AUTHENTICATE": _Session.imap_authenticate,
+    "SELECT": _Session.imap_select,
+    "EXAMINE": _Session.imap_select,
+    "CREATE": _Session.imap_create,
+    "DELETE": _Session.imap_delete,
+    "RENAME": _Session.imap_rename,
+    "SUBSCRIBE": _Session.imap_subscribe,
+    "UNSUBSCRIBE": _Session.imap_subscribe,
+    "LIST": _Session.imap_list,
+    "LSUB": _Session.imap_list,
+    "STATUS": _Session.imap_status,
+    "APPEND": _Session.imap_append,
+    "IDLE": _Session.imap_idle,
+    "CLOSE": _Session.imap_close,
+    "UNSELECT": _Session.imap_close,
+    "EXPUNGE": _Session.imap_expunge,
+    "UID EXPUNGE": _Session.imap_expunge,
+    "SEARCH": _Session.imap_search,
+    "UID SEARCH": _Session.imap_search,
+    "FETCH": _Session.imap_fetch,
+    "UID FETCH": _Session.imap_fetch,
+    "STORE": _Session.imap_store,
+    "UID STORE": _Session.imap_store,
+    "COPY": _Session.imap_copy,
+    "UID COPY": _Session.imap_copy,
+    "MOVE": _Session.imap_copy,
+    "UID MOVE": _Session.imap_copy,
+}

@@ -21,20 +21,20 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal
 
 from pytest_smtp.retrieval.common import (
-    AuthOption,
+    DEFAULT_HOSTNAME,
     RecordingServer,
     SessionRecord,
-    check_credentials,
-    decode_sasl_plain,
-    lookup_password,
     mask_words,
     set_no_delay,
     upgrade_to_tls,
 )
+from pytest_smtp.sasl import Auth, AuthSyntaxError, decode_plain
+from pytest_smtp.smtp.options import TLSMode
+from pytest_smtp.smtp.tls import TestCA
 from pytest_smtp.store import Folder, Maildrop, MailStore, StoredMessage, normalize_address
 
 __all__ = ["POP3Server"]
@@ -52,11 +52,13 @@ _State = Literal["authorization", "transaction"]
 class POP3Server(RecordingServer):
     """A POP3 server for the maildrops of ``store``; a context manager, also outside pytest.
 
-    Options (named like ``SMTPServer``'s): ``hostname`` (greeting and APOP banner, never
-    resolved), ``tls`` (``None``, ``"starttls"`` for STLS, ``"implicit"`` for POP3S),
-    ``require_tls`` (no login before TLS), ``auth`` (``"any"``: every login accepted, APOP with
-    any digest; or ``{address: password}``), ``ssl_context`` (default: the test CA's context for
-    ``hostname``), ``timeout`` (idle seconds before autologout, RFC 1939 section 3).
+    Options (named, checked and meant as ``SMTPServer``'s): ``hostname`` (greeting and APOP
+    banner, never resolved; default ``smtp.pytest-smtp.test``), ``tls`` (``None``,
+    ``"starttls"`` for STLS, ``"implicit"`` for POP3S), ``require_tls`` (no login before TLS),
+    ``auth`` (``"any"``, the default: every login accepted, APOP with any digest; or
+    ``{address: password}``), ``ca`` (the :class:`~pytest_smtp.smtp.tls.TestCA` that issues
+    the certificate; default the process's test CA), ``timeout`` (idle seconds before
+    autologout, RFC 1939 section 3). ``ssl_context=`` is a deprecated alternative to ``ca=``.
 
     ``server.sessions`` holds one :class:`~pytest_smtp.retrieval.common.SessionRecord` per
     connection, ``server.transcript`` every line (passwords masked), ``server.reset()`` clears
@@ -72,10 +74,11 @@ class POP3Server(RecordingServer):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        hostname: str = "localhost",
-        tls: Literal["starttls", "implicit"] | None = None,
+        hostname: str = DEFAULT_HOSTNAME,
+        tls: TLSMode | None = None,
         require_tls: bool = False,
-        auth: AuthOption = "any",
+        auth: Auth = "any",
+        ca: TestCA | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 600.0,
     ) -> None:
@@ -87,6 +90,7 @@ class POP3Server(RecordingServer):
             tls=tls,
             require_tls=require_tls,
             auth=auth,
+            ca=ca,
             ssl_context=ssl_context,
             timeout=timeout,
         )
@@ -136,23 +140,6 @@ class _Session:
         self.banner = (
             f"<{os.getpid()}.{next(_banner_counter)}.{int(time.time())}@{server.hostname}>"
         )
-        self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
-            "CAPA": self.cmd_capa,
-            "QUIT": self.cmd_quit,
-            "USER": self.cmd_user,
-            "PASS": self.cmd_pass,
-            "APOP": self.cmd_apop,
-            "AUTH": self.cmd_auth,
-            "STLS": self.cmd_stls,
-            "NOOP": self.cmd_noop,
-            "STAT": self.cmd_stat,
-            "LIST": self.cmd_list,
-            "UIDL": self.cmd_uidl,
-            "RETR": self.cmd_retr,
-            "TOP": self.cmd_top,
-            "DELE": self.cmd_dele,
-            "RSET": self.cmd_rset,
-        }
 
     # -- plumbing --------------------------------------------------------------------------
     async def send(self, line: str) -> None:
@@ -220,11 +207,11 @@ class _Session:
                 self.record.client(mask_words(line, 2))
             else:
                 self.record.client(line)
-            handler = self.commands.get(name)
+            handler = _COMMANDS.get(name)
             if handler is None:
                 await self.send(f"-ERR Unknown command {name[:40]!r}")
                 continue
-            await handler(arg)
+            await handler(self, arg)
 
     # -- AUTHORIZATION state ---------------------------------------------------------------
     def _login_blocked(self) -> str | None:
@@ -237,7 +224,7 @@ class _Session:
             )
         return None
 
-    async def cmd_capa(self, arg: str) -> None:
+    async def pop3_capa(self, arg: str) -> None:
         lines = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self.state == "authorization":
             if not (self.server.require_tls and not self.tls):
@@ -247,7 +234,7 @@ class _Session:
         lines += ["EXPIRE NEVER", "IMPLEMENTATION pytest_smtp"]
         await self.send_multi("+OK Capability list follows", lines)
 
-    async def cmd_user(self, arg: str) -> None:
+    async def pop3_user(self, arg: str) -> None:
         blocked = self._login_blocked()
         if blocked:
             await self.send(blocked)
@@ -259,7 +246,7 @@ class _Session:
         self.pending_user = name
         await self.send(f"+OK Send the password of {name[:100]}")
 
-    async def cmd_pass(self, arg: str) -> None:
+    async def pop3_pass(self, arg: str) -> None:
         blocked = self._login_blocked()
         if blocked:
             await self.send(blocked)
@@ -268,12 +255,12 @@ class _Session:
         if user is None:
             await self.send("-ERR Send USER first")
             return
-        if not check_credentials(self.server.auth, user, arg):
+        if not self.server.check_login(user, arg):
             await self.fail_login()
             return
         await self.login(user, "USER")
 
-    async def cmd_apop(self, arg: str) -> None:
+    async def pop3_apop(self, arg: str) -> None:
         blocked = self._login_blocked()
         if blocked:
             await self.send(blocked)
@@ -284,9 +271,9 @@ class _Session:
             await self.send("-ERR Usage: APOP <user> <32 hex digit MD5 digest>")
             return
         if self.server.auth == "any":
-            accepted = check_credentials("any", user, "")
+            accepted = self.server.check_login(user, "")
         else:
-            password = lookup_password(self.server.auth, user)
+            password = self.server.password_of(user)
             expected = ""
             if password is not None:
                 expected = hashlib.md5(
@@ -298,7 +285,7 @@ class _Session:
             return
         await self.login(user, "APOP")
 
-    async def cmd_auth(self, arg: str) -> None:
+    async def pop3_auth(self, arg: str) -> None:
         words = arg.split()
         if not words:
             # RFC 1734 clients ask for the mechanism list with a bare AUTH.
@@ -329,8 +316,8 @@ class _Session:
                 await self.send("-ERR Authentication cancelled")
                 return
         try:
-            authzid, user, password = decode_sasl_plain(response)
-        except ValueError as exc:
+            authzid, user, password = decode_plain(response)
+        except AuthSyntaxError as exc:
             await self.send(f"-ERR [AUTH] {exc}")
             self.record.failed_logins += 1
             return
@@ -341,17 +328,16 @@ class _Session:
             )
             self.record.failed_logins += 1
             return
-        if not check_credentials(self.server.auth, user, password):
+        if not self.server.check_login(user, password):
             await self.fail_login()
             return
         await self.login(user, "PLAIN")
 
-    async def cmd_stls(self, arg: str) -> None:
-        context = self.server.ssl_context
+    async def pop3_stls(self, arg: str) -> None:
         if self.tls:
             await self.send("-ERR Command not permitted when TLS active")
             return
-        if self.server.tls != "starttls" or context is None:
+        if self.server.tls != "starttls":
             await self.send(
                 "-ERR STLS is not offered: the server was started without tls='starttls'"
             )
@@ -362,7 +348,7 @@ class _Session:
         await self.send("+OK Begin TLS negotiation")
         old = self.writer.transport
         try:
-            discarded = await upgrade_to_tls(self.reader, self.writer, context)
+            discarded = await upgrade_to_tls(self.reader, self.writer, self.server.ssl_context())
         except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
             self.record.note(f"TLS handshake failed: {exc!r}")
             self.end = "tls-failed"
@@ -432,11 +418,11 @@ class _Session:
         assert self.folder is not None
         return f"{self.folder.uidvalidity}.{message.uid}"
 
-    async def cmd_noop(self, arg: str) -> None:
+    async def pop3_noop(self, arg: str) -> None:
         if await self._in_transaction():
             await self.send("+OK")
 
-    async def cmd_stat(self, arg: str) -> None:
+    async def pop3_stat(self, arg: str) -> None:
         if not await self._in_transaction():
             return
         live = self._live()
@@ -460,13 +446,13 @@ class _Session:
                 [f"{i + 1} {value(m)}" for i, m in live],
             )
 
-    async def cmd_list(self, arg: str) -> None:
+    async def pop3_list(self, arg: str) -> None:
         await self._listing(arg, lambda m: str(m.size))
 
-    async def cmd_uidl(self, arg: str) -> None:
+    async def pop3_uidl(self, arg: str) -> None:
         await self._listing(arg, self._unique_id)
 
-    async def cmd_retr(self, arg: str) -> None:
+    async def pop3_retr(self, arg: str) -> None:
         if not await self._in_transaction():
             return
         words = arg.split()
@@ -480,7 +466,7 @@ class _Session:
         self.retrieved.add(index)
         await self.send_data(f"+OK {message.size} octets", message.raw)
 
-    async def cmd_top(self, arg: str) -> None:
+    async def pop3_top(self, arg: str) -> None:
         if not await self._in_transaction():
             return
         words = arg.split()
@@ -494,7 +480,7 @@ class _Session:
             "+OK Top of message follows", _top(self.messages[index].raw, int(words[1]))
         )
 
-    async def cmd_dele(self, arg: str) -> None:
+    async def pop3_dele(self, arg: str) -> None:
         if not await self._in_transaction():
             return
         words = arg.split()
@@ -507,7 +493,7 @@ class _Session:
         self.deleted.add(index)
         await self.send(f"+OK Message {index + 1} deleted")
 
-    async def cmd_rset(self, arg: str) -> None:
+    async def pop3_rset(self, arg: str) -> None:
         if not await self._in_transaction():
             return
         self.deleted.clear()
@@ -516,7 +502,7 @@ class _Session:
         count, size = len(self.messages), sum(m.size for m in self.messages)
         await self.send(f"+OK Maildrop has {count} messages ({size} octets)")
 
-    async def cmd_quit(self, arg: str) -> None:
+    async def pop3_quit(self, arg: str) -> None:
         if self.state == "authorization":
             self.end = self.record.end = "quit"
             await self.send(f"+OK {self.server.hostname} POP3 server signing off")
@@ -538,6 +524,26 @@ class _Session:
         await self.send(
             f"+OK {self.server.hostname} POP3 server signing off ({left} messages left)"
         )
+
+
+# One handler per command, called as handler(session, argument) (the style of smtp/protocol.py).
+_COMMANDS = {
+    "CAPA": _Session.pop3_capa,
+    "QUIT": _Session.pop3_quit,
+    "USER": _Session.pop3_user,
+    "PASS": _Session.pop3_pass,
+    "APOP": _Session.pop3_apop,
+    "AUTH": _Session.pop3_auth,
+    "STLS": _Session.pop3_stls,
+    "NOOP": _Session.pop3_noop,
+    "STAT": _Session.pop3_stat,
+    "LIST": _Session.pop3_list,
+    "UIDL": _Session.pop3_uidl,
+    "RETR": _Session.pop3_retr,
+    "TOP": _Session.pop3_top,
+    "DELE": _Session.pop3_dele,
+    "RSET": _Session.pop3_rset,
+}
 
 
 def _top(raw: bytes, lines: int) -> bytes:

@@ -1,4 +1,4 @@
-"""SMTP AUTH (RFC 4954): the mechanisms and the credential check.
+"""SMTP AUTH (RFC 4954): the mechanisms (credentials and PLAIN decoding: ``pytest_smtp.sasl``).
 
 A mechanism is a coroutine that talks to the client through a ``challenge`` callable (send a
 ``334`` challenge, get the decoded answer back) and returns an :class:`AuthOutcome`. Secrets
@@ -7,26 +7,35 @@ never leave this module: the transcript only ever sees ``****``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hmac
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal
+from collections.abc import Awaitable, Callable
 
-__all__ = ["AuthAborted", "AuthOutcome", "AuthSyntaxError", "check_password", "run_mechanism"]
+from ..sasl import (
+    Auth,
+    AuthSyntaxError,
+    b64decode_strict,
+    check_password,
+    parse_plain,
+    password_for,
+    utf8_text,
+)
 
-Auth = Mapping[str, str] | Literal["any"] | None
+__all__ = [
+    "AuthAborted",
+    "AuthOutcome",
+    "AuthSyntaxError",
+    "b64decode_strict",
+    "check_password",
+    "run_mechanism",
+]
+
 Challenge = Callable[[bytes], Awaitable[bytes]]
 
 
 class AuthAborted(Exception):
     """The client answered ``*`` to a challenge (RFC 4954 §4): ``501 5.7.0``."""
-
-
-class AuthSyntaxError(Exception):
-    """A malformed exchange (bad base64, missing fields): ``501 5.5.2``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,47 +46,21 @@ class AuthOutcome:
     success: bool
 
 
-def check_password(auth: Auth, user: str, password: str) -> bool:
-    """True when ``auth`` is ``"any"`` or maps ``user`` to exactly ``password``."""
-    if auth == "any":
-        return True
-    if not auth:
-        return False
-    expected = auth.get(user)
-    return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
-
-
-def b64decode_strict(data: str | bytes) -> bytes:
-    """Decode base64, raising :class:`AuthSyntaxError` on anything malformed."""
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise AuthSyntaxError("cannot decode base64") from None
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AuthSyntaxError("credentials are not UTF-8") from None
-
-
 async def _plain(
     auth: Auth, initial: bytes | None, challenge: Challenge, hostname: str
 ) -> AuthOutcome:
     data = initial if initial is not None else await challenge(b"")
-    parts = data.split(b"\0")
-    if len(parts) != 3 or not parts[1]:
-        raise AuthSyntaxError("PLAIN needs authzid NUL user NUL password")
-    user, password = _text(parts[1]), _text(parts[2])
+    _authzid, user, password = parse_plain(data)
     return AuthOutcome(user, check_password(auth, user, password))
 
 
 async def _login(
     auth: Auth, initial: bytes | None, challenge: Challenge, hostname: str
 ) -> AuthOutcome:
-    user = _text(initial if initial is not None else await challenge(b"Username:"))
-    password = _text(await challenge(b"Password:"))
+    user = utf8_text(
+        initial if initial is not None else await challenge(b"Username:"), "the user name"
+    )
+    password = utf8_text(await challenge(b"Password:"), "the password")
     if not user:
         raise AuthSyntaxError("LOGIN needs a user name")
     return AuthOutcome(user, check_password(auth, user, password))
@@ -92,10 +75,10 @@ async def _cram_md5(
     user_bytes, sep, digest = (await challenge(nonce)).rpartition(b" ")
     if not sep or not user_bytes or not digest:
         raise AuthSyntaxError("CRAM-MD5 answer must be 'user digest'")
-    user = _text(user_bytes)
+    user = utf8_text(user_bytes, "the user name")
     if auth == "any":
         return AuthOutcome(user, True)
-    secret = auth.get(user) if auth else None
+    secret = password_for(auth, user)
     if secret is None:
         return AuthOutcome(user, False)
     expected = hmac.new(secret.encode(), nonce, "md5").hexdigest().encode()
@@ -106,7 +89,8 @@ async def _xoauth2(
     auth: Auth, initial: bytes | None, challenge: Challenge, hostname: str
 ) -> AuthOutcome:
     data = initial if initial is not None else await challenge(b"")
-    fields = dict(item.split("=", 1) for item in _text(data).split("\x01") if "=" in item)
+    text = utf8_text(data, "the XOAUTH2 response")
+    fields = dict(item.split("=", 1) for item in text.split("\x01") if "=" in item)
     user = fields.get("user", "")
     token = fields.get("auth", "")
     if not user or not token.startswith("Bearer "):

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_smtp.retrieval.imap import IMAPServer
-from pytest_smtp.smtp.tls import default_ca
+from pytest_smtp.retrieval.pop3 import POP3Server
+from pytest_smtp.smtp.options import OptionError
+from pytest_smtp.smtp.tls import TestCA, default_ca
 from pytest_smtp.store import MailStore
 
 if TYPE_CHECKING:
@@ -926,14 +928,80 @@ def test_starttls_not_offered(wire: Wire) -> None:
 
 
 def test_bad_options_are_refused() -> None:
-    with pytest.raises(ValueError, match="tls must be one of"):
+    with pytest.raises(OptionError, match="tls must be None, 'starttls' or 'implicit'"):
         IMAPServer(tls="ssl")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="require_tls=True needs TLS"):
+    with pytest.raises(OptionError, match="require_tls=True needs tls="):
         IMAPServer(require_tls=True)
     with pytest.raises(TypeError, match=r"store must be a pytest_smtp\.store\.MailStore"):
         IMAPServer(store={})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="auth must be 'any'"):
+    with pytest.raises(OptionError, match="auth must be 'any'"):
         IMAPServer(auth="none")  # type: ignore[arg-type]
+
+
+# -- one meaning per option across SMTP, POP3 and IMAP -------------------------------------------
+
+
+def test_auth_none_is_a_deprecated_any(store: MailStore) -> None:
+    with pytest.deprecated_call(match=r"IMAPServer\(auth=None\) is deprecated.*auth='any'"):
+        server = IMAPServer(store, auth=None)
+    assert server.auth == "any"
+    with server:
+        client = connect(server, "carol@example.org", "whatever")
+        client.logout()
+    with pytest.deprecated_call(match=r"POP3Server\(auth=None\) is deprecated"):
+        assert POP3Server(store, auth=None).auth == "any"
+
+
+def test_auth_table_text_is_read_as_on_smtp(store: MailStore) -> None:
+    # The --smtp-auth spelling 'user:password,...' means the same table on every server.
+    with IMAPServer(store, auth="bob@example.org:pw,carol@example.org:pw2") as server:
+        assert server.auth == {BOB: "pw", "carol@example.org": "pw2"}
+        connect(server, "carol@example.org", "pw2").logout()
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            connect(server, BOB, "pw2")
+
+
+def test_one_hostname_default_for_every_server(store: MailStore) -> None:
+    from pytest_smtp.smtp.server import SMTPServer
+
+    default = SMTPServer().hostname
+    assert IMAPServer(store).hostname == POP3Server(store).hostname == default
+    with IMAPServer(store) as server:
+        client = imaplib.IMAP4(*server.address, timeout=5)
+        assert default.encode() in client.welcome
+        client.logout()
+
+
+def test_options_accept_the_text_forms_smtp_accepts(store: MailStore) -> None:
+    server = IMAPServer(store, tls="STARTTLS", require_tls="yes", timeout="45")  # type: ignore[arg-type]
+    assert (server.tls, server.require_tls, server.timeout) == ("starttls", True, 45.0)
+
+
+def test_ca_option_issues_the_certificate(store: MailStore) -> None:
+    own = TestCA()
+    with IMAPServer(store, tls="starttls", ca=own, hostname="imap.example.test") as server:
+        assert server.ca is own
+        client = imaplib.IMAP4(*server.address, timeout=5)
+        assert client.starttls(ssl_context=own.client_context())[0] == "OK"
+        assert client.login(BOB, "pw")[0] == "OK"
+        client.logout()
+        refused = imaplib.IMAP4(*server.address, timeout=5)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            refused.starttls(ssl_context=default_ca().client_context())
+        refused.file.close()  # the failed handshake closed the socket itself
+
+
+def test_ssl_context_keyword_still_works_with_a_warning(store: MailStore) -> None:
+    context = default_ca().server_context("imap.example.test")
+    with pytest.deprecated_call(match=r"IMAPServer\(ssl_context=\.\.\.\) is deprecated"):
+        server = IMAPServer(store, tls="implicit", ssl_context=context)
+    with server:
+        assert server.ssl_context() is context
+        client = imaplib.IMAP4_SSL(
+            server.host, server.port, ssl_context=default_ca().client_context(), timeout=5
+        )
+        assert client.login(BOB, "pw")[0] == "OK"
+        client.logout()
 
 
 # -- the journey and the outside-pytest surface --------------------------------------------------

@@ -13,17 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_smtp.retrieval import common
-from pytest_smtp.retrieval.common import (
-    SessionLog,
-    check_credentials,
-    decode_sasl_plain,
-    lookup_password,
-    mask_words,
-    validate_auth,
-    validate_tls_options,
-)
+from pytest_smtp.retrieval.common import SessionLog, mask_words
 from pytest_smtp.retrieval.pop3 import POP3Server
-from pytest_smtp.smtp.tls import default_ca
+from pytest_smtp.smtp.options import OptionError
+from pytest_smtp.smtp.tls import TestCA, default_ca
 from pytest_smtp.store import MailStore
 
 BOB = "bob@example.org"
@@ -87,8 +80,8 @@ class Wire:
 def test_greeting_carries_an_apop_banner(pop3: POP3Server) -> None:
     client = poplib.POP3(*pop3.address, timeout=5)
     welcome = client.getwelcome()
-    assert welcome.startswith(b"+OK localhost POP3 server ready <")
-    assert welcome.endswith(b"@localhost>")
+    assert welcome.startswith(b"+OK smtp.pytest-smtp.test POP3 server ready <")
+    assert welcome.endswith(b"@smtp.pytest-smtp.test>")
     client.quit()
 
 
@@ -336,7 +329,9 @@ def test_deletions_apply_at_quit_only(pop3: POP3Server, store: MailStore) -> Non
     client.dele(1)
     client.dele(3)
     assert len(store.maildrop(BOB).inbox) == 3  # still there before QUIT
-    assert client.quit() == b"+OK localhost POP3 server signing off (1 messages left)"
+    assert client.quit() == (
+        b"+OK smtp.pytest-smtp.test POP3 server signing off (1 messages left)"
+    )
     assert [m.subject for m in store.maildrop(BOB).inbox] == ["M2"]
 
 
@@ -622,35 +617,69 @@ def test_failed_stls_handshake_ends_the_session(store: MailStore) -> None:
         assert server.errors == []
 
 
-def test_custom_ssl_context_is_used(store: MailStore) -> None:
+def test_custom_ssl_context_is_used_with_a_deprecation_warning(store: MailStore) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert, key = default_ca().cert_files("pop.example.test")
     context.load_cert_chain(cert, key)
-    with POP3Server(store, tls="implicit", ssl_context=context) as server:
-        assert server.ssl_context is context
+    with pytest.deprecated_call(match=r"ssl_context=\.\.\.\) is deprecated: pass ca="):
+        server = POP3Server(store, tls="implicit", ssl_context=context)
+    with server:
+        assert server.ssl_context() is context
         client = poplib.POP3_SSL(*server.address, context=default_ca().client_context())
         client.quit()
+
+
+def test_ca_issues_the_certificate_as_on_smtp(store: MailStore, tmp_path: object) -> None:
+    own = TestCA()
+    with POP3Server(store, tls="implicit", ca=own, hostname="pop.example.test") as server:
+        assert server.ca is own
+        # A client trusting only the own CA verifies the server's leaf for its hostname ...
+        context = own.client_context()
+        client = poplib.POP3_SSL(server.host, server.port, context=context, timeout=5)
+        client.quit()
+        # ... and one trusting only the process's default CA does not.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            poplib.POP3_SSL(server.host, server.port, context=default_ca().client_context())
 
 
 # -- options --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"tls": "ssl"}, ValueError, "tls must be one of None, 'starttls', 'implicit'"),
-        ({"require_tls": True}, ValueError, "require_tls=True needs TLS"),
-        ({"require_tls": "yes"}, TypeError, "require_tls must be True or False"),
-        ({"auth": "none"}, ValueError, "auth must be 'any'"),
-        ({"auth": {"bob": 1}}, TypeError, "both str"),
-        ({"hostname": "two words"}, ValueError, "hostname must be"),
-        ({"timeout": 0}, ValueError, "timeout must be a positive number"),
-        ({"ssl_context": object(), "tls": "implicit"}, TypeError, "ssl.SSLContext"),
-        ({"ssl_context": ssl.create_default_context()}, ValueError, "tls is None"),
+        ({"tls": "ssl"}, OptionError, "tls must be None, 'starttls' or 'implicit'"),
+        ({"require_tls": True}, OptionError, "require_tls=True needs tls="),
+        ({"require_tls": "maybe"}, OptionError, "require_tls must be true or false"),
+        ({"auth": "none"}, OptionError, "auth must be 'any'"),
+        ({"auth": {"bob": 1}}, OptionError, "auth must map user names"),
+        ({"auth": {"": "pw"}}, OptionError, "'' is not a maildrop address"),
+        ({"hostname": "two words"}, OptionError, "hostname must be"),
+        ({"timeout": 0}, OptionError, "timeout must be more than 0 seconds"),
+        ({"ca": "ca.pem", "tls": "implicit"}, TypeError, "ca must be a pytest_smtp.TestCA"),
         ({"host": "localhost"}, ValueError, "IP address"),
     ],
 )
 def test_bad_options_are_named(options: dict[str, object], error: type, match: str) -> None:
     with pytest.raises(error, match=match), POP3Server(MailStore(), **options):  # type: ignore[arg-type]
         pass
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"ssl_context": object(), "tls": "implicit"}, TypeError, "ssl.SSLContext"),
+        ({"ssl_context": ssl.create_default_context()}, OptionError, "tls is None"),
+        (
+            {"ssl_context": ssl.create_default_context(), "ca": default_ca(), "tls": "implicit"},
+            OptionError,
+            "not both",
+        ),
+    ],
+)
+def test_bad_deprecated_ssl_context_is_named(
+    options: dict[str, object], error: type, match: str
+) -> None:
+    with pytest.deprecated_call(), pytest.raises(error, match=match):
+        POP3Server(MailStore(), **options)  # type: ignore[arg-type]
 
 
 def test_bad_store_is_named() -> None:
@@ -668,26 +697,18 @@ def test_own_store_by_default() -> None:
 
 
 # -- shared helpers (retrieval/common.py) ---------------------------------------------------------
-def test_credentials_helpers() -> None:
-    assert validate_auth(None) == "any"
-    assert validate_auth({"Bob@Example.ORG": "pw"}) == {"Bob@example.org": "pw"}
-    assert check_credentials({"bob@EXAMPLE.org": "pw"}, "bob@example.org", "pw")
-    assert not check_credentials({"bob@example.org": "pw"}, "Bob@example.org", "pw")
-    assert not check_credentials({"bob@example.org": "pw"}, "bob@example.org", "PW")
-    assert check_credentials("any", "x", "")
-    assert not check_credentials("any", "", "pw")
-    assert lookup_password({"bob@example.org": "pw"}, "bob@EXAMPLE.org") == "pw"
-    assert lookup_password("any", "bob@example.org") is None
-
-
-def test_sasl_plain_decoding() -> None:
-    assert decode_sasl_plain(plain("u", "p w", "z")) == ("z", "u", "p w")
-    with pytest.raises(ValueError, match="base64"):
-        decode_sasl_plain("***")
-    with pytest.raises(ValueError, match="authzid NUL authcid NUL password"):
-        decode_sasl_plain(base64.b64encode(b"only\0two").decode())
-    with pytest.raises(ValueError, match="empty user name"):
-        decode_sasl_plain(plain("", "p"))
+def test_login_check_compares_addresses_as_the_store_does() -> None:
+    server = POP3Server(auth={"Bob@Example.ORG": "pw"})
+    assert server.auth == {"Bob@example.org": "pw"}
+    assert server.check_login("Bob@EXAMPLE.org", "pw")
+    assert not server.check_login("bob@example.org", "pw")  # the local part keeps its case
+    assert not server.check_login("Bob@example.org", "PW")
+    assert server.password_of("Bob@example.ORG") == "pw"
+    assert server.password_of("carol@example.org") is None
+    anyone = POP3Server()
+    assert anyone.check_login("x", "")
+    assert not anyone.check_login("", "pw")
+    assert anyone.password_of("bob@example.org") is None
 
 
 def test_mask_words() -> None:
@@ -696,9 +717,10 @@ def test_mask_words() -> None:
     assert mask_words("PASS", 1) == "PASS"
 
 
-def test_validate_tls_options_gives_the_test_ca_context() -> None:
-    assert validate_tls_options(None, False) is None
-    assert validate_tls_options("starttls", True) is default_ca().server_context("localhost")
+def test_tls_context_is_the_test_ca_leaf_for_the_hostname() -> None:
+    server = POP3Server(tls="starttls", require_tls=True)
+    assert server.ca is default_ca()
+    assert server.ssl_context() is default_ca().server_context("smtp.pytest-smtp.test")
 
 
 def test_session_log_wait_idle_times_out_naming_open_sessions() -> None:

@@ -329,9 +329,7 @@ def test_deletions_apply_at_quit_only(pop3: POP3Server, store: MailStore) -> Non
     client.dele(1)
     client.dele(3)
     assert len(store.maildrop(BOB).inbox) == 3  # still there before QUIT
-    assert client.quit() == (
-        b"+OK smtp.pytest-smtp.test POP3 server signing off (1 messages left)"
-    )
+    assert client.quit() == (b"+OK smtp.pytest-smtp.test POP3 server signing off (1 messages left)")
     assert [m.subject for m in store.maildrop(BOB).inbox] == ["M2"]
 
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 from pytest_smtp.engine import LoopServer
 from pytest_smtp.sasl import Auth, check_password, password_for
 from pytest_smtp.smtp.options import OptionError, ServerOptions, TLSMode
-from pytest_smtp.smtp.tls import TestCA, default_ca
+from pytest_smtp.smtp.tls import ServesTLS, TestCA
 from pytest_smtp.store import MailStore, normalize_address
 
 __all__ = [
@@ -286,7 +286,7 @@ async def upgrade_to_tls(
     return discarded
 
 
-class RecordingServer(LoopServer):
+class RecordingServer(ServesTLS, LoopServer):
     """What POP3 and IMAP servers share: option checks, logins, the stream listener, and the
     record of sessions (:attr:`sessions`, :attr:`transcript`, :meth:`reset`).
 
@@ -296,7 +296,8 @@ class RecordingServer(LoopServer):
     retrieval server always needs a login (the user name says whose maildrop to open), so it
     defaults to ``"any"``, and ``None`` is a deprecated spelling of ``"any"`` here.
 
-    Subclasses set :attr:`protocol` and :attr:`max_line` and implement :meth:`_handle`.
+    Subclasses set :attr:`protocol`, :attr:`max_line` and :attr:`default_timeout` and implement
+    :meth:`_handle`.
     """
 
     protocol: ClassVar[str]
@@ -304,19 +305,22 @@ class RecordingServer(LoopServer):
     max_line: ClassVar[int]
     """The longest line a client may send."""
 
+    default_timeout: ClassVar[float]
+    """Idle seconds before autologout when ``timeout`` is not given."""
+
     def __init__(
         self,
-        store: MailStore | None,
+        store: MailStore | None = None,
         *,
-        host: str,
-        port: int,
-        hostname: str,
-        tls: TLSMode | None,
-        require_tls: bool,
-        auth: Auth,
-        ca: TestCA | None,
-        ssl_context: ssl.SSLContext | None,
-        timeout: float,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        hostname: str = DEFAULT_HOSTNAME,
+        tls: TLSMode | None = None,
+        require_tls: bool = False,
+        auth: Auth = "any",
+        ca: TestCA | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float | None = None,
     ) -> None:
         if store is not None and not isinstance(store, MailStore):
             raise TypeError(
@@ -340,7 +344,7 @@ class RecordingServer(LoopServer):
             require_tls=require_tls,
             auth=auth,
             auth_require_tls=False,
-            timeout=timeout,
+            timeout=self.default_timeout if timeout is None else timeout,
         )
         self.hostname = options.hostname
         """The name in the greeting (never resolved)."""
@@ -389,19 +393,12 @@ class RecordingServer(LoopServer):
             )
         return ssl_context
 
-    @property
-    def ca(self) -> TestCA:
-        """The test CA whose leaf certificate this server presents (as ``SMTPServer.ca``)."""
-        if self._ca is None:
-            self._ca = default_ca()
-        return self._ca
-
     def ssl_context(self) -> ssl.SSLContext:
         """The server-side TLS context: a leaf for :attr:`hostname` signed by :attr:`ca`
         (or the deprecated ``ssl_context=`` given to the constructor)."""
         if self._context is not None:
             return self._context
-        return self.ca.server_context(self.hostname)
+        return super().ssl_context()
 
     def check_login(self, user: str, password: str) -> bool:
         """True when ``user``/``password`` may log in under :attr:`auth`.

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 from pytest_smtp.retrieval.common import (
-    DEFAULT_HOSTNAME,
     RecordingServer,
     SessionRecord,
     mask_words,
@@ -49,16 +48,13 @@ from pytest_smtp.retrieval.imap_proto import (
     quote,
 )
 from pytest_smtp.retrieval.imap_search import SUPPORTED_CHARSETS, SearchContext, parse_search
-from pytest_smtp.sasl import Auth, AuthSyntaxError, decode_plain
-from pytest_smtp.smtp.options import TLSMode
-from pytest_smtp.smtp.tls import TestCA
+from pytest_smtp.sasl import AuthSyntaxError, decode_plain
 from pytest_smtp.store import (
     HIERARCHY_DELIMITER,
     SYSTEM_FLAGS,
     Folder,
     FolderNotFound,
     Maildrop,
-    MailStore,
     StoredMessage,
     StoreEvent,
     normalize_flag,
@@ -162,33 +158,7 @@ class IMAPServer(RecordingServer):
 
     protocol = "IMAP"
     max_line = MAX_LINE
-
-    def __init__(
-        self,
-        store: MailStore | None = None,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        hostname: str = DEFAULT_HOSTNAME,
-        tls: TLSMode | None = None,
-        require_tls: bool = False,
-        auth: Auth = "any",
-        ca: TestCA | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            store,
-            host=host,
-            port=port,
-            hostname=hostname,
-            tls=tls,
-            require_tls=require_tls,
-            auth=auth,
-            ca=ca,
-            ssl_context=ssl_context,
-            timeout=timeout,
-        )
+    default_timeout = DEFAULT_TIMEOUT
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         record = self._log.start(writer.get_extra_info("peername"))

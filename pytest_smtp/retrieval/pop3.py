@@ -25,17 +25,14 @@ from collections.abc import Callable
 from typing import Literal
 
 from pytest_smtp.retrieval.common import (
-    DEFAULT_HOSTNAME,
     RecordingServer,
     SessionRecord,
     mask_words,
     set_no_delay,
     upgrade_to_tls,
 )
-from pytest_smtp.sasl import Auth, AuthSyntaxError, decode_plain
-from pytest_smtp.smtp.options import TLSMode
-from pytest_smtp.smtp.tls import TestCA
-from pytest_smtp.store import Folder, Maildrop, MailStore, StoredMessage, normalize_address
+from pytest_smtp.sasl import AuthSyntaxError, decode_plain
+from pytest_smtp.store import Folder, Maildrop, StoredMessage, normalize_address
 
 __all__ = ["POP3Server"]
 
@@ -67,33 +64,7 @@ class POP3Server(RecordingServer):
 
     protocol = "POP3"
     max_line = MAX_LINE
-
-    def __init__(
-        self,
-        store: MailStore | None = None,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        hostname: str = DEFAULT_HOSTNAME,
-        tls: TLSMode | None = None,
-        require_tls: bool = False,
-        auth: Auth = "any",
-        ca: TestCA | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        timeout: float = 600.0,
-    ) -> None:
-        super().__init__(
-            store,
-            host=host,
-            port=port,
-            hostname=hostname,
-            tls=tls,
-            require_tls=require_tls,
-            auth=auth,
-            ca=ca,
-            ssl_context=ssl_context,
-            timeout=timeout,
-        )
+    default_timeout = 600.0
 
     def wait_idle(self, timeout: float = 5.0) -> list[SessionRecord]:
         """Block until every client has disconnected; returns the session records.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -15,12 +14,12 @@ from ..mail import Mailbox, Message, SessionInfo, Transaction, TransactionLog
 from ..store import MailStore
 from .options import ServerOptions
 from .protocol import SMTPConnection
-from .tls import TestCA, default_ca
+from .tls import ServesTLS, TestCA
 
 __all__ = ["SMTPServer"]
 
 
-class SMTPServer(LoopServer):
+class SMTPServer(ServesTLS, LoopServer):
     """A real SMTP server on loopback that records everything it is sent.
 
     Usable outside pytest::
@@ -87,17 +86,6 @@ class SMTPServer(LoopServer):
         """One :class:`SessionInfo` per connection, in order."""
         with self._lock:
             return [info for info, _ in self._sessions]
-
-    @property
-    def ca(self) -> TestCA:
-        """The test CA whose leaf certificates this server presents."""
-        if self._ca is None:
-            self._ca = default_ca()
-        return self._ca
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """The server-side TLS context (leaf for :attr:`hostname`, signed by :attr:`ca`)."""
-        return self.ca.server_context(self.hostname)
 
     def reset(self) -> None:
         """Forget everything captured and every fault rule: a fresh server for the next test.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import trustme
 
-__all__ = ["TLS_MODES", "TestCA", "default_ca"]
+__all__ = ["TLS_MODES", "ServesTLS", "TestCA", "default_ca"]
 
 #: The values of the ``tls`` option, everywhere it exists.
 TLS_MODES = (None, "starttls", "implicit")
@@ -111,3 +111,25 @@ def default_ca() -> TestCA:
         if _default is None:
             _default = TestCA()
         return _default
+
+
+class ServesTLS:
+    """The TLS identity of a server (SMTP, POP3, IMAP): a leaf for ``hostname`` from ``ca``.
+
+    The class sets ``hostname`` and ``_ca`` (a :class:`TestCA`, or None for
+    :func:`default_ca`, made on first use).
+    """
+
+    hostname: str
+    _ca: TestCA | None
+
+    @property
+    def ca(self) -> TestCA:
+        """The test CA whose leaf certificates this server presents."""
+        if self._ca is None:
+            self._ca = default_ca()
+        return self._ca
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server-side TLS context (leaf for :attr:`hostname`, signed by :attr:`ca`)."""
+        return self.ca.server_context(self.hostname)

@@ -53,6 +53,14 @@ def test_the_backup_mx_takes_over(network):
     )
 
 
+def test_a_greylisting_primary_hands_over_to_the_backup_at_once(network):
+    network["mx1.customer.test"].faults.defer("rcpt")  # 451 4.7.1: "later", not "no"
+    send_welcome(*network.address, to="ann@customer.test")
+    network.run_until_idle()  # same attempt, no retry: the virtual clock has not moved
+    journey = assert_delivered(network, "ann@customer.test")
+    assert journey.host == "mx2.customer.test"
+
+
 def test_an_unknown_user_bounces_back_to_the_shop(network):
     network["mx1.customer.test"].faults.reject("rcpt", match="nobody@customer.test")
     send_welcome(*network.address, to="nobody@customer.test")

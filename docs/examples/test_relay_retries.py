@@ -40,4 +40,7 @@ def test_give_up_after_the_queue_lifetime(smtp_dns):
         network.advance(hours=1)
         assert_deferred(network, "dora@down.test", status="4.2.0")
         network.advance(hours=2)
-        assert_bounced(network, "dora@down.test", status="4.4.7", dsn=True)
+        # The bounce keeps the real cause (RFC 3463), not a blanket 4.4.7 "expired".
+        journey = assert_bounced(network, "dora@down.test", status="4.2.0", dsn=True)
+        block = journey.report.recipient("dora@down.test")
+        assert (block.action, block.diagnostic) == ("failed", "450 4.2.0 Try later")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import ipaddress
 import random
 import socket
@@ -34,10 +33,18 @@ from ..faults import FaultContext
 from ..mail import Message, Reply
 from ..smtp.server import SMTPServer
 from ..smtp.tls import default_ca
-from .dsn import DSNRecipient, DSNReport, build_dsn, parse_dsn, parse_notify
+from .dsn import (
+    DSNRecipient,
+    DSNReport,
+    build_dsn,
+    needs_smtputf8,
+    parse_dsn,
+    parse_notify,
+)
 from .mta import (
-    AttemptResult,
     ConnectionCache,
+    Peer,
+    RecipientVerdict,
     Target,
     count_received,
     deliver,
@@ -322,8 +329,10 @@ class MailNetwork:
 
     ``seed`` fixes the order of equal-preference MX hosts. ``retry`` is a
     :class:`~pytest_smtp.relay.queue.RetryPolicy` (Postfix-like defaults). ``timeout`` bounds
-    each SMTP step of a delivery in real seconds. ``hop_limit`` is the largest number of
-    ``Received:`` fields a message may carry (Postfix's ``hopcount_limit``, 50). ``auto``:
+    each SMTP step of a delivery in real seconds. ``hop_limit`` is Postfix's
+    ``hopcount_limit`` (50): a host refuses a message at the end of DATA (``554 5.4.6``, no
+    DSN of its own) when its ``Received:`` fields, counting the one the host adds, number
+    ``hop_limit`` or more, so it accepts at most ``hop_limit - 2`` incoming ones. ``auto``:
     deliver as soon as mail arrives instead of waiting for :meth:`run_until_idle`.
     ``concurrency``: deliveries in flight at once. ``reuse_connections``: within one
     delivery run, a host keeps its connection to a next hop open and sends the next message
@@ -494,6 +503,14 @@ class MailNetwork:
             enhanced="5.7.1",
             predicate=lambda ctx: not self._may_relay(host, ctx),
             name="relay: access",
+        )
+        server.policy.reject(
+            "eod",
+            554,
+            f"Too many hops (hop limit {host.hop_limit}): mail loop?",
+            enhanced="5.4.6",
+            predicate=lambda ctx: _too_many_hops(host, ctx),
+            name="relay: hop limit",
         )
         server.delivery_hook = lambda message, rcpt: self._final_copy(host, message, rcpt)
         self._removers.append(server.mailbox.add_listener(lambda m: self._arrived(host, m)))
@@ -831,18 +848,6 @@ class MailNetwork:
             journey.status = "queued"
             journey._event(host.name, "accepted", f"from {peer}")
             journeys[rcpt] = journey
-        hops = count_received(forward_raw)
-        if hops > host.hop_limit:
-            reply = Reply(
-                554,
-                f"Too many hops ({hops} Received: headers, limit {host.hop_limit}): mail loop?",
-                "5.4.6",
-            )
-            item = self._item(host, message, forward_raw, message.rcpt_tos, "(loop)")
-            self._finish_recipients(
-                host, item, journeys, [(r, reply, None) for r in message.rcpt_tos], "bounced"
-            )
-            return
         final = [r for r in message.rcpt_tos if host.is_final(r)]
         for rcpt in final:
             journey = journeys[rcpt]
@@ -941,9 +946,13 @@ class MailNetwork:
         if host.is_final(item.destination):
             # A DSN for a local sender: the host hands it to its own server.
             return [Target(host.name, host.ip, host.port)], []
+        # The seed and stable ids only: never the message bytes (their Date: is wall-clock
+        # time) nor the process-wide queue id (it depends on what ran before), so a replay
+        # with the same seed picks the same hosts.
+        envelope = ",".join(r.address.lower() for r in item.recipients)
         rng = random.Random(
             f"{self.seed}:{host.name}:{item.destination}:{item.attempts}:"
-            + hashlib.sha1(item.raw[:4096]).hexdigest()
+            f"{item.mail_from.lower()}:{envelope}"
         )
         if host.smarthost and item.destination == host.smarthost:
             route_exchanges: Sequence[Exchange] = [await _smarthost(self._cache, host.smarthost)]
@@ -977,10 +986,11 @@ class MailNetwork:
             except RoutingError as exc:
                 code = (556 if exc.status == "5.1.10" else 550) if exc.permanent else 451
                 reply = Reply(code, exc.text, exc.status)
-                verdicts = [(r.address, reply, None) for r in item.recipients]
+                verdicts = [RecipientVerdict(r.address, reply, "route") for r in item.recipients]
                 self._settle(host, item, journeys, verdicts)
                 return
             keys: list[tuple[str, int, str, int]] = []
+            entries: list[tuple[tuple[str, int, str, int], tuple[str, dict[str, Journey]]]] = []
 
             def on_connect(target: Target, local: tuple[str, int]) -> None:
                 key = (target.ip, target.port, local[0], local[1])
@@ -990,15 +1000,20 @@ class MailNetwork:
                     for r in item.recipients
                     if r.address.lower() in journeys
                 }
+                entry = (host.name, link)
+                entries.append((key, entry))
                 with self._lock:
-                    self._links[key] = (host.name, link)
+                    self._links[key] = entry
 
             if not targets:
                 detail = "; ".join(notes) or "no host to try"
-                result = AttemptResult([], errors=[detail])
                 reply = Reply(451, f"delivery temporarily suspended: {detail}", "4.4.1")
-                verdicts = [(r.address, reply, None) for r in item.recipients]
-                self._settle(host, item, journeys, verdicts)
+                self._settle(
+                    host,
+                    item,
+                    journeys,
+                    [RecipientVerdict(r.address, reply, "connect") for r in item.recipients],
+                )
                 return
             try:
                 result = await deliver(
@@ -1013,14 +1028,12 @@ class MailNetwork:
                 )
             finally:
                 with self._lock:
-                    for key in keys:
-                        self._links.pop(key, None)
-            target = result.target
-            verdicts_full = [
-                (v.address, v.reply, target.name if target is not None else None)
-                for v in result.verdicts
-            ]
-            self._settle(host, item, journeys, verdicts_full, result, keys)
+                    # Only our own links: a session this attempt gave back to the cache
+                    # before trying the next host may already carry another item's message.
+                    for key, entry in entries:
+                        if self._links.get(key) is entry:
+                            del self._links[key]
+            self._settle(host, item, journeys, result.verdicts, keys)
         finally:
             item.in_flight = False
 
@@ -1029,8 +1042,7 @@ class MailNetwork:
         host: Host,
         item: QueueItem,
         journeys: dict[str, Journey],
-        verdicts: Sequence[tuple[str, Reply, str | None]],
-        result: AttemptResult | None = None,
+        verdicts: Sequence[RecipientVerdict],
         keys: Sequence[tuple[str, int, str, int]] = (),
     ) -> None:
         """Apply one attempt's verdicts: delivered/relayed, deferred, bounced."""
@@ -1040,7 +1052,9 @@ class MailNetwork:
         bounced: list[tuple[str, Reply, str | None]] = []
         relayed_notice: list[tuple[str, DSNRecipient]] = []
         deferred: list[tuple[str, Reply, str | None]] = []
-        for address, reply, remote in verdicts:
+        for verdict in verdicts:
+            address, reply, peer = verdict.address, verdict.reply, verdict.peer
+            remote = peer.target.name if peer is not None else None
             journey = journeys.get(address.lower())
             rcpt = by_address.get(address)
             if rcpt is None:
@@ -1051,11 +1065,11 @@ class MailNetwork:
                     continue
                 journey.reply = reply
                 if not any(k in journey._arrivals for k in keys):
-                    self._dropped(journey, result, remote)
+                    self._dropped(journey, peer)
                 else:
                     if (
-                        result is not None
-                        and not result.dsn
+                        peer is not None
+                        and not peer.dsn
                         and item.mail_from
                         and rcpt.wants("SUCCESS")
                     ):
@@ -1084,20 +1098,16 @@ class MailNetwork:
         if deferred:
             age = now - item.arrived
             if age >= self.retry.lifetime:
-                expired = [
-                    (
-                        a,
-                        Reply(
-                            reply.code,
-                            f"message expired after {_fmt_offset(age)[1:]} in "
-                            f"the queue; last error: {reply}",
-                            "4.4.7",
-                        ),
-                        remote,
-                    )
-                    for a, reply, remote in deferred
-                ]
-                self._finish_recipients(host, item, journeys, expired, "bounced")
+                # RFC 3463 (X.4.7): report the actual problem, not "delivery time expired";
+                # like Postfix, the last status and diagnostic go into the failed DSN.
+                self._finish_recipients(
+                    host,
+                    item,
+                    journeys,
+                    deferred,
+                    "bounced",
+                    note=f"message expired after {_fmt_offset(age)[1:]} in the queue; ",
+                )
             else:
                 item.next_attempt = now + self.retry.backoff(item.attempts)
                 when = self.clock.at(item.next_attempt)
@@ -1127,15 +1137,15 @@ class MailNetwork:
             with self._lock:
                 self._item_journeys.pop(item.id, None)
 
-    def _dropped(self, journey: Journey, result: AttemptResult | None, remote: str | None) -> None:
-        where = remote or "the next hop"
+    def _dropped(self, journey: Journey, peer: Peer | None) -> None:
+        where = peer.target.name if peer is not None else "the next hop"
         detail = "accepted (250) and discarded"
-        if result is not None and result.target is not None and result.local is not None:
+        if peer is not None:
             target_host = next(
                 (
                     h
                     for h in self.hosts.values()
-                    if h.ip == result.target.ip and h.port == result.target.port
+                    if h.ip == peer.target.ip and h.port == peer.target.port
                 ),
                 None,
             )
@@ -1146,7 +1156,7 @@ class MailNetwork:
                 dropped = target_host.transactions.filter(
                     outcome="dropped",
                     predicate=lambda t: (
-                        t.session.peer == result.local and rcpt in (r.lower() for r in t.rcpt_tos)
+                        t.session.peer == peer.local and rcpt in (r.lower() for r in t.rcpt_tos)
                     ),
                 )
                 if not dropped:
@@ -1163,7 +1173,10 @@ class MailNetwork:
         journeys: dict[str, Journey],
         failures: Sequence[tuple[str, Reply, str | None]],
         kind: str,
+        note: str = "",
     ) -> None:
+        """Bounce ``failures`` (``(address, reply, remote host)``) and send the DSN;
+        ``note`` prefixes the journey's event (why a transient failure became final)."""
         reports: list[tuple[str, DSNRecipient]] = []
         by_address = {r.address: r for r in item.recipients}
         for address, reply, remote in failures:
@@ -1180,7 +1193,7 @@ class MailNetwork:
                 journey.diagnostic = str(reply)
                 journey.next_attempt = None
                 where = f" (from {remote})" if remote else ""
-                journey._event(host.name, kind, f"{reply}{where}")
+                journey._event(host.name, kind, f"{note}{reply}{where}")
             wants = rcpt.wants("FAILURE") if rcpt is not None else True
             if item.mail_from and wants:
                 reports.append(
@@ -1262,6 +1275,7 @@ class MailNetwork:
             recipients=[QueuedRecipient(sender)],
             arrived=now,
             next_attempt=now,
+            smtputf8=needs_smtputf8(raw),
             eight_bit=not raw.isascii(),
         )
         subject = next(
@@ -1349,6 +1363,14 @@ def _bad_syntax(ctx: FaultContext) -> bool:
         if head[:8].upper() == "RCPT TO:":
             raw_path = head[8:]
     return check_recipient_syntax(ctx.address or "", raw_path) is not None
+
+
+def _too_many_hops(host: Host, ctx: FaultContext) -> bool:
+    """Postfix's ``hopcount_limit`` test: the ``Received:`` fields, counting the one this host
+    adds, reach the limit (``hops >= limit``; with 50, a message arriving with 49 is refused)."""
+    if ctx.message is None:
+        return False
+    return count_received(normalize_line_endings(ctx.message.raw)) + 1 >= host.hop_limit
 
 
 def _notify(message: Message, rcpt: str) -> frozenset[str] | None:

@@ -3,25 +3,35 @@
 :func:`build_dsn` writes the bytes of a ``multipart/report; report-type=delivery-status``
 message by hand (not through ``email.generator``) so that the returned original is carried
 byte for byte, 8-bit content included. :func:`parse_dsn` reads one back for assertions.
+
+Internationalized reports (RFC 6533): when an address of the report (sender, recipient,
+original recipient, envelope id) is not ASCII, the status part is
+``message/global-delivery-status`` (and ``report-type=global-delivery-status``, as RFC 6522
+§3 names the second part's subtype; Postfix keeps ``delivery-status`` there), its fields are
+UTF-8 and non-ASCII addresses have the ``utf-8`` address type. A returned original whose
+header section is not ASCII is ``message/global`` (``message/global-headers`` for the
+headers only). Such a DSN goes out with ``SMTPUTF8`` (:func:`needs_smtputf8`).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import email.utils
 import hashlib
+import quopri
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
-from email.message import Message as EmailMessage
 from typing import Literal
 
 __all__ = [
     "DSNRecipient",
     "DSNReport",
     "build_dsn",
+    "needs_smtputf8",
     "parse_dsn",
     "parse_notify",
     "xtext_decode",
@@ -40,6 +50,7 @@ _SUBJECTS = {
 }
 
 _XTEXT_RE = re.compile(r"\+([0-9A-F]{2})")
+_UNICODE_ESCAPE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 
 
 def xtext_encode(text: str) -> str:
@@ -102,6 +113,37 @@ def _date(when: datetime) -> str:
     return email.utils.format_datetime(when)
 
 
+def _unescape_utf8(text: str) -> str:
+    """RFC 6533 §3 ``EmbeddedUnicodeChar``: ``\\x{HEX}`` -> the character."""
+
+    def char(match: re.Match[str]) -> str:
+        code = int(match.group(1), 16)
+        return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else match[0]
+
+    return _UNICODE_ESCAPE.sub(char, text)
+
+
+def _address_field(address: str) -> str:
+    """``rfc822; user@x`` for an ASCII address, ``utf-8; üser@x`` otherwise (RFC 6533 §3)."""
+    return f"{'rfc822' if address.isascii() else 'utf-8'}; {address}"
+
+
+def _original_address(orcpt: str) -> tuple[str, str]:
+    """An ``ORCPT`` value (``type;xtext``) as ``(type, address)``, both escapes undone."""
+    kind, _, addr = orcpt.partition(";")
+    kind = kind.strip()
+    address = xtext_decode(addr.strip())
+    if kind.lower() == "utf-8":
+        address = _unescape_utf8(address)
+    return kind, address
+
+
+def needs_smtputf8(raw: bytes) -> bool:
+    """Whether a DSN made by :func:`build_dsn` is an internationalized one (RFC 6533) that
+    must be sent with ``SMTPUTF8``."""
+    return b"\r\nContent-Type: message/global" in raw
+
+
 def _header_section(raw: bytes) -> bytes:
     end = raw.find(b"\r\n\r\n")
     return raw if end < 0 else raw[: end + 2]
@@ -122,10 +164,20 @@ def build_dsn(
 
     ``original`` (CRLF line endings) is returned whole as ``message/rfc822`` when ``ret`` is
     ``FULL``, or when ``ret`` is absent and the report is a failure; otherwise only its header
-    section as ``text/rfc822-headers``. ``envid`` becomes ``Original-Envelope-Id``.
+    section as ``text/rfc822-headers`` (``message/global`` and ``message/global-headers``
+    when that header section is not ASCII). ``envid`` becomes ``Original-Envelope-Id``. A
+    non-ASCII address anywhere in the report makes it an RFC 6533
+    ``message/global-delivery-status`` (see the module docstring).
     """
     if not recipients:
         raise ValueError("a DSN needs at least one recipient block")
+    originals = [
+        _original_address(r.original_recipient) for r in recipients if r.original_recipient
+    ]
+    envelope_id = xtext_decode(envid) if envid is not None else None
+    addresses = [sender, envelope_id or "", *(r.final_recipient for r in recipients)]
+    global_status = not all(a.isascii() for a in addresses + [a for _, a in originals])
+    global_original = not _header_section(original).isascii()
     actions = {r.action for r in recipients}
     main = "failed" if "failed" in actions else sorted(actions)[0]
     ret_mode = (ret or "").upper()
@@ -133,6 +185,7 @@ def build_dsn(
     digest = hashlib.sha1(original + repr((sender, now, recipients)).encode()).hexdigest()[:16]
     boundary = f"=_dsn_{digest}"
     crlf = "\r\n"
+    status_type = "global-delivery-status" if global_status else "delivery-status"
     head = [
         f"From: MAILER-DAEMON@{reporting_mta} (Mail Delivery System)",
         f"To: {sender}",
@@ -141,7 +194,7 @@ def build_dsn(
         f"Message-ID: <{digest}.dsn@{reporting_mta}>",
         "Auto-Submitted: auto-replied",
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        f'Content-Type: multipart/report; report-type={status_type}; boundary="{boundary}"',
         "",
         "This is a MIME-encapsulated message (a delivery status notification).",
         "",
@@ -168,17 +221,22 @@ def build_dsn(
         if r.diagnostic:
             line += f" ({r.diagnostic})"
         head.append(line)
-    head += ["", f"--{boundary}", "Content-Type: message/delivery-status", ""]
-    head.append(f"Reporting-MTA: dns; {reporting_mta}")
-    if envid is not None:
-        head.append(f"Original-Envelope-Id: {xtext_decode(envid)}")
+    head += ["", f"--{boundary}", f"Content-Type: message/{status_type}"]
+    if global_status:
+        head.append("Content-Transfer-Encoding: 8bit")
+    head += ["", f"Reporting-MTA: dns; {reporting_mta}"]
+    if envelope_id is not None:
+        head.append(f"Original-Envelope-Id: {envelope_id}")
     head.append(f"Arrival-Date: {_date(arrival)}")
     for r in recipients:
         head.append("")
         if r.original_recipient:
-            kind, _, addr = r.original_recipient.partition(";")
-            head.append(f"Original-Recipient: {kind.strip()}; {xtext_decode(addr.strip())}")
-        head.append(f"Final-Recipient: rfc822; {r.final_recipient}")
+            kind, addr = _original_address(r.original_recipient)
+            if kind.lower() == "utf-8" or not addr.isascii():
+                head.append(f"Original-Recipient: {_address_field(addr)}")
+            else:
+                head.append(f"Original-Recipient: {kind}; {addr}")
+        head.append(f"Final-Recipient: {_address_field(r.final_recipient)}")
         head.append(f"Action: {r.action}")
         head.append(f"Status: {r.status}")
         if r.remote_mta:
@@ -191,10 +249,15 @@ def build_dsn(
             head.append(f"Will-Retry-Until: {_date(r.will_retry_until)}")
     head += ["", f"--{boundary}"]
     if full:
-        head += ["Content-Type: message/rfc822", "Content-Transfer-Encoding: 8bit", "", ""]
+        kind = "message/global" if global_original else "message/rfc822"
+        head += [f"Content-Type: {kind}", "Content-Transfer-Encoding: 8bit", "", ""]
         body = original if original.endswith(b"\r\n") else original + b"\r\n"
     else:
-        head += ["Content-Type: text/rfc822-headers", "", ""]
+        if global_original:
+            head += ["Content-Type: message/global-headers", "Content-Transfer-Encoding: 8bit"]
+        else:
+            head += ["Content-Type: text/rfc822-headers"]
+        head += ["", ""]
         body = _header_section(original)
     # The CRLF before a boundary belongs to the delimiter, so the original keeps its own.
     tail = f"{crlf}--{boundary}--{crlf}".encode()
@@ -222,23 +285,64 @@ class DSNReport:
         )
 
 
-def _value(block: EmailMessage, name: str) -> str | None:
-    value = block.get(name)
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text
-
-
 def _typed(value: str | None) -> str | None:
-    """``"rfc822; a@b"`` -> ``"a@b"``; ``"dns; host"`` -> ``"host"``."""
+    """``"rfc822; a@b"`` -> ``"a@b"``; ``"dns; host"`` -> ``"host"``; ``"utf-8; a\\x{E9}@b"``
+    -> ``"aé@b"`` (RFC 6533 §3)."""
     if value is None:
         return None
-    return value.partition(";")[2].strip() if ";" in value else value.strip()
+    if ";" not in value:
+        return value.strip()
+    kind, _, rest = value.partition(";")
+    rest = rest.strip()
+    return _unescape_utf8(rest) if kind.strip().lower() == "utf-8" else rest
+
+
+def _fields(block: bytes) -> dict[str, str]:
+    """One block of a delivery-status body: ``Name: value`` lines, folded lines joined,
+    names lower-cased, UTF-8 decoded (RFC 6533 allows UTF-8 in the global variant)."""
+    fields: dict[str, str] = {}
+    name: str | None = None
+    for line in block.decode("utf-8", errors="replace").split("\r\n"):
+        if line[:1] in (" ", "\t") and name is not None:
+            fields[name] += " " + line.strip()
+            continue
+        key, colon, value = line.partition(":")
+        if colon and key.strip():
+            name = key.strip().lower()
+            fields.setdefault(name, value.strip())
+    return {key: " ".join(value.split()) for key, value in fields.items()}
+
+
+def _parts(raw: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
+    """The body parts of a multipart message as ``(content type, header, body)``."""
+    parts = []
+    for piece in raw.split(b"\r\n--" + boundary.encode())[1:]:
+        if piece.startswith(b"--"):
+            break
+        head, sep, body = piece.partition(b"\r\n\r\n")
+        if not sep:
+            head, body = piece, b""
+        header = message_from_bytes(
+            head.lstrip(b"\r\n") + b"\r\n\r\n", policy=email_policy.compat32
+        )
+        parts.append((header.get_content_type(), head, body))
+    return parts
+
+
+def _decoded(head: bytes, body: bytes) -> bytes:
+    """``body`` with a base64 or quoted-printable transfer encoding undone."""
+    header = message_from_bytes(head.lstrip(b"\r\n") + b"\r\n\r\n", policy=email_policy.compat32)
+    encoding = str(header.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        return base64.b64decode(body)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    return body
 
 
 def parse_dsn(raw: bytes) -> DSNReport:
-    """Parse the bytes of a ``multipart/report; report-type=delivery-status`` message.
+    """Parse the bytes of a ``multipart/report; report-type=delivery-status`` message (or the
+    RFC 6533 ``global-delivery-status`` one; UTF-8 fields and ``utf-8`` addresses are decoded).
 
     ``ValueError`` when ``raw`` is not a delivery status report.
     """
@@ -247,70 +351,56 @@ def parse_dsn(raw: bytes) -> DSNReport:
     if (
         msg.get_content_type() != "multipart/report"
         or not isinstance(report_type, str)
-        or report_type.lower() != "delivery-status"
+        or report_type.lower() not in _REPORT_TYPES
     ):
         raise ValueError(
             f"not a delivery status report: Content-Type is {msg.get('Content-Type')!r}, "
             "expected multipart/report; report-type=delivery-status"
         )
-    parts = msg.get_payload()
-    status_part = None
-    if isinstance(parts, list):
-        status_part = next(
-            (
-                p
-                for p in parts
-                if isinstance(p, EmailMessage) and p.get_content_type() == "message/delivery-status"
-            ),
-            None,
-        )
-    if status_part is None:
+    boundary = msg.get_boundary()
+    parts = _parts(raw, boundary) if boundary is not None else []
+    status = next(((head, body) for ctype, head, body in parts if ctype in _STATUS_TYPES), None)
+    if status is None:
         raise ValueError("the report has no message/delivery-status part")
-    payload = status_part.get_payload()
-    blocks = []
-    if isinstance(payload, list):
-        blocks = [b for b in payload if isinstance(b, EmailMessage)]
+    text = _decoded(*status).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    blocks = [_fields(b) for b in re.split(rb"\r\n(?:[ \t]*\r\n)+", text.strip(b"\r\n"))]
+    blocks = [b for b in blocks if b]
     if not blocks:
         raise ValueError("the message/delivery-status part has no fields")
     per_message = blocks[0]
     recipients = []
     for block in blocks[1:]:
-        final = _typed(_value(block, "Final-Recipient"))
+        final = _typed(block.get("final-recipient"))
         if final is None:
             continue
-        original = _value(block, "Original-Recipient")
+        original = block.get("original-recipient")
+        status_code = block.get("status", "")
         recipients.append(
             DSNRecipient(
                 final_recipient=final,
-                action=(_value(block, "Action") or "").lower(),
-                status=(_value(block, "Status") or "").split()[0]
-                if _value(block, "Status")
-                else "",
+                action=block.get("action", "").lower(),
+                status=status_code.split()[0] if status_code else "",
                 original_recipient=original.replace("; ", ";") if original else None,
-                remote_mta=_typed(_value(block, "Remote-MTA")),
-                diagnostic=_typed(_value(block, "Diagnostic-Code")),
+                remote_mta=_typed(block.get("remote-mta")),
+                diagnostic=_typed(block.get("diagnostic-code")),
             )
         )
     returned: bytes | None = None
     kind: Literal["message", "headers"] | None = None
     # The returned original is cut out of the raw bytes, so it compares byte for byte.
-    boundary = msg.get_boundary()
-    if boundary is not None:
-        pieces = raw.split(b"--" + boundary.encode())
-        for piece in pieces[1:]:
-            head, sep, body = piece.partition(b"\r\n\r\n")
-            if not sep:
-                continue
-            lowered = head.lower()
-            body = body[:-2] if body.endswith(b"\r\n") else body
-            if b"content-type: message/rfc822" in lowered:
-                returned, kind = body, "message"
-            elif b"content-type: text/rfc822-headers" in lowered:
-                returned, kind = body, "headers"
+    for ctype, _, body in parts:
+        if ctype in ("message/rfc822", "message/global"):
+            returned, kind = body, "message"
+        elif ctype in ("text/rfc822-headers", "message/global-headers"):
+            returned, kind = body, "headers"
     return DSNReport(
-        reporting_mta=_typed(_value(per_message, "Reporting-MTA")),
-        envid=_value(per_message, "Original-Envelope-Id"),
+        reporting_mta=_typed(per_message.get("reporting-mta")),
+        envid=per_message.get("original-envelope-id"),
         recipients=tuple(recipients),
         returned=returned,
         returned_kind=kind,
     )
+
+
+_REPORT_TYPES = ("delivery-status", "global-delivery-status")
+_STATUS_TYPES = tuple(f"message/{t}" for t in _REPORT_TYPES)

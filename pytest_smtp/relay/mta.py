@@ -1,10 +1,13 @@
 """The relay MTA's SMTP client side: one delivery attempt of a queued message, with aiosmtplib.
 
 Everything runs on the engine's loop and awaits; nothing blocks. An attempt walks the
-exchanges of a route in order (RFC 5321 §5.1): a connection failure, a non-220 greeting, a
-failed EHLO/HELO or a failed TLS handshake moves on to the next address or host; once a
-transaction has started, the replies to MAIL, RCPT and DATA decide the fate of each recipient
-(2xx delivered, 4xx deferred, 5xx bounced) and no other host is tried.
+exchanges of a route in order (RFC 5321 §5.1), as Postfix does: a connection failure, a
+non-220 greeting (4xx or 5xx, Postfix's ``smtp_skip_5xx_greeting``), a failed EHLO/HELO or a
+failed TLS handshake moves every recipient on to the next address or host. In a transaction,
+the replies to MAIL, RCPT and DATA decide per recipient: 2xx delivered and 5xx bounced are
+final; a 4xx (or a lost connection, or a 421 at any point) moves that recipient on to the next
+host in the same attempt. Only a recipient that every host deferred stays queued, with the
+last reply a server gave about it (a later connection failure does not hide it).
 
 It also holds the byte-level helpers of forwarding: line-ending normalisation (the defence
 against SMTP smuggling: a bare CR or LF becomes CRLF, and aiosmtplib then dot-stuffs every
@@ -26,11 +29,12 @@ from typing import TypeAlias
 import aiosmtplib
 
 from ..mail import Reply
-from .queue import QueueItem
+from .queue import QueuedRecipient, QueueItem
 
 __all__ = [
     "AttemptResult",
     "ConnectionCache",
+    "Peer",
     "RecipientVerdict",
     "Session",
     "Target",
@@ -119,6 +123,19 @@ class Target:
 
 
 @dataclasses.dataclass(frozen=True)
+class Peer:
+    """A host that took part in a transaction of an attempt, as this client saw it."""
+
+    target: Target
+    dsn: bool
+    """Whether it advertised DSN (RFC 3461)."""
+    tls: str | None
+    """The TLS version used towards it, if any."""
+    local: tuple[str, int]
+    """Our end of the connection that carried the transaction."""
+
+
+@dataclasses.dataclass(frozen=True)
 class RecipientVerdict:
     """What the remote side said about one recipient in one attempt."""
 
@@ -126,6 +143,8 @@ class RecipientVerdict:
     reply: Reply
     stage: str
     """Where the verdict came from: ``connect``, ``mail``, ``rcpt``, ``data`` or ``eod``."""
+    peer: Peer | None = None
+    """The host that gave it (None when no host could be reached)."""
 
     @property
     def kind(self) -> str:
@@ -144,19 +163,11 @@ class RecipientVerdict:
 
 @dataclasses.dataclass
 class AttemptResult:
-    """The outcome of one delivery attempt."""
+    """The outcome of one delivery attempt: one verdict per recipient, in queue order."""
 
     verdicts: list[RecipientVerdict]
-    target: Target | None = None
-    """The host that took part in the transaction (None when no host could be reached)."""
-    dsn: bool = False
-    """Whether that host advertised DSN (RFC 3461)."""
-    tls: str | None = None
-    """The TLS version used towards it, if any."""
     errors: list[str] = dataclasses.field(default_factory=list)
     """Connection-level failures, one per address tried without success."""
-    local: tuple[str, int] | None = None
-    """Our end of the connection that carried the transaction."""
 
 
 def _reply(code: int, message: str) -> Reply:
@@ -278,7 +289,11 @@ async def deliver(
     on_connect: Callable[[Target, tuple[str, int]], None] | None = None,
     cache: ConnectionCache | None = None,
 ) -> AttemptResult:
-    """Try ``targets`` in order until one takes part in a transaction for ``item``.
+    """Try ``targets`` in order until every recipient of ``item`` has a final verdict.
+
+    A recipient that a host defers (4xx) is offered to the next target in the same attempt
+    (RFC 5321 §5.1); one that every target deferred keeps the last server reply about it,
+    or a ``451 4.4.1`` listing the connection failures when no server answered for it.
 
     ``on_connect(target, local_address)`` is called as soon as a session is ready for the
     transaction, new or reused (the network uses it to recognise the message when it arrives
@@ -286,26 +301,36 @@ async def deliver(
     ``RSET``) and the session is given back after the transaction; without one, every
     attempt connects and says ``QUIT``.
     """
+    pending = list(item.recipients)
+    final: dict[str, RecipientVerdict] = {}
+    deferred: dict[str, RecipientVerdict] = {}
     errors: list[str] = []
     for target in targets:
+        if not pending:
+            break
         try:
-            result = await _attempt(
-                item, target, helo, source_ip, tls_context, timeout, on_connect, cache
+            verdicts = await _attempt(
+                item, pending, target, helo, source_ip, tls_context, timeout, on_connect, cache
             )
         except _Skip as exc:
             errors.append(f"{target}: {exc}")
             continue
-        result.errors = errors + result.errors
-        return result
-    detail = "; ".join(errors) if errors else "no host to try"
-    reply = Reply(451, f"delivery temporarily suspended: {detail}", "4.4.1")
-    return AttemptResult(
-        [RecipientVerdict(r.address, reply, "connect") for r in item.recipients], errors=errors
-    )
+        for verdict in verdicts:
+            (deferred if verdict.kind == "deferred" else final)[verdict.address] = verdict
+        pending = [r for r in pending if r.address not in final]
+    if pending:
+        detail = "; ".join(errors) if errors else "no host to try"
+        reply = Reply(451, f"delivery temporarily suspended: {detail}", "4.4.1")
+        for rcpt in pending:
+            final[rcpt.address] = deferred.get(rcpt.address) or RecipientVerdict(
+                rcpt.address, reply, "connect"
+            )
+    return AttemptResult([final[r.address] for r in item.recipients], errors=errors)
 
 
 async def _attempt(
     item: QueueItem,
+    recipients: Sequence[QueuedRecipient],
     target: Target,
     helo: str,
     source_ip: str | None,
@@ -313,7 +338,7 @@ async def _attempt(
     timeout: float,
     on_connect: Callable[[Target, tuple[str, int]], None] | None,
     cache: ConnectionCache | None,
-) -> AttemptResult:
+) -> list[RecipientVerdict]:
     key: CacheKey = (helo, source_ip, target)
     session = cache.take(key) if cache is not None else None
     if session is not None and not await _reset(session.client):
@@ -330,11 +355,10 @@ async def _attempt(
         on_connect(target, session.local)
     reusable = False
     try:
-        result, reusable = await _transaction(session.client, item, target)
-        result.tls = session.tls
-        result.local = session.local
+        peer = Peer(target, session.client.supports_extension("dsn"), session.tls, session.local)
+        verdicts, reusable = await _transaction(session.client, item, recipients, peer)
         session.transactions += 1
-        return result
+        return verdicts
     finally:
         if not reusable:
             session.client.close()
@@ -409,30 +433,35 @@ async def _hello(client: aiosmtplib.SMTP, helo: str) -> None:
 
 
 async def _transaction(
-    client: aiosmtplib.SMTP, item: QueueItem, target: Target
-) -> tuple[AttemptResult, bool]:
-    """One transaction; also whether the session is still usable (its state is known)."""
-    dsn = client.supports_extension("dsn")
-    result = AttemptResult([], target=target, dsn=dsn)
-    recipients = item.recipients
+    client: aiosmtplib.SMTP,
+    item: QueueItem,
+    recipients: Sequence[QueuedRecipient],
+    peer: Peer,
+) -> tuple[list[RecipientVerdict], bool]:
+    """One transaction for ``recipients``; also whether the session is still usable (its
+    state is known)."""
+    dsn = peer.dsn
+    verdicts: list[RecipientVerdict] = []
 
     def everyone(
         reply: Reply, stage: str, who: Sequence[str], usable: bool = True
-    ) -> tuple[AttemptResult, bool]:
-        result.verdicts.extend(RecipientVerdict(a, reply, stage) for a in who)
+    ) -> tuple[list[RecipientVerdict], bool]:
+        verdicts.extend(RecipientVerdict(a, reply, stage, peer) for a in who)
         # A 421 means the next hop is closing the connection (aiosmtplib has closed it).
-        return result, usable and reply.code != 421 and client.is_connected
+        return verdicts, usable and reply.code != 421 and client.is_connected
 
     options: list[str] = []
     if item.eight_bit and client.supports_extension("8bitmime"):
         options.append("BODY=8BITMIME")
-    if item.smtputf8:
-        if not client.supports_extension("smtputf8"):
-            reply = Reply(
-                554, f"SMTPUTF8 is required, but was not offered by {target.name}", "5.6.7"
-            )
-            return everyone(reply, "mail", [r.address for r in recipients])
+    if item.smtputf8 and client.supports_extension("smtputf8"):
         options.append("SMTPUTF8")
+    elif item.smtputf8 and item.needs_smtputf8(recipients):
+        # RFC 6531 §3.4: only UTF-8 in the envelope or the headers needs the extension; an
+        # all-ASCII message that was merely submitted with SMTPUTF8 goes on without it.
+        reply = Reply(
+            554, f"SMTPUTF8 is required, but was not offered by {peer.target.name}", "5.6.7"
+        )
+        return everyone(reply, "mail", [r.address for r in recipients])
     if dsn:
         if item.ret:
             options.append(f"RET={item.ret}")
@@ -456,7 +485,7 @@ async def _transaction(
                 b"RCPT", f"TO:<{rcpt.address}>".encode(), *(o.encode() for o in rcpt_options)
             )
         except aiosmtplib.SMTPException as exc:
-            done = {v.address for v in result.verdicts}
+            done = {v.address for v in verdicts}
             return everyone(
                 _lost(exc),
                 "rcpt",
@@ -466,12 +495,14 @@ async def _transaction(
         if response.code in (250, 251):
             accepted.append(rcpt.address)
         else:
-            result.verdicts.append(
-                RecipientVerdict(rcpt.address, _reply(response.code, response.message), "rcpt")
+            verdicts.append(
+                RecipientVerdict(
+                    rcpt.address, _reply(response.code, response.message), "rcpt", peer
+                )
             )
     if not accepted:
         # The transaction is left open; RSET (on reuse) or QUIT ends it.
-        return result, client.is_connected
+        return verdicts, client.is_connected
     try:
         response = await client.data(item.raw)
     except aiosmtplib.SMTPDataError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
 __all__ = [
@@ -47,7 +47,8 @@ class RetryPolicy:
     ``first_retry``: delay after the first failed attempt (Postfix ``minimal_backoff_time``,
     300 s). Each further failure doubles the delay, capped at ``max_backoff`` (Postfix
     ``maximal_backoff_time``, 4000 s). A failure at or after ``lifetime`` seconds in the queue
-    (Postfix ``maximal_queue_lifetime``, 5 days) bounces the message with status ``4.4.7``.
+    (Postfix ``maximal_queue_lifetime``, 5 days) bounces the message, with the status and
+    diagnostic of that last failure (as Postfix does; RFC 3463 §3.5).
     ``delay_warning``: after this long in the queue, senders who asked for it (``NOTIFY``
     containing ``DELAY``, or no ``NOTIFY``) get a "delayed" DSN once; None (Postfix's default
     ``delay_warning_time = 0``) sends none. All accept seconds or a ``timedelta``.
@@ -183,6 +184,19 @@ class QueueItem:
     next_attempt: float = 0.0
     delay_warned: bool = False
     in_flight: bool = False
+
+    def needs_smtputf8(self, recipients: Iterable[QueuedRecipient] | None = None) -> bool:
+        """Whether a next hop must offer SMTPUTF8 to take this message: UTF-8 in the sender,
+        in ``recipients`` (default: every recipient) or in the header section (RFC 6531
+        §3.4). An 8-bit body alone needs only 8BITMIME."""
+        if not self.mail_from.isascii():
+            return True
+        if not all(
+            r.address.isascii() for r in (self.recipients if recipients is None else recipients)
+        ):
+            return True
+        end = self.raw.find(b"\r\n\r\n")
+        return not self.raw[: len(self.raw) if end < 0 else end].isascii()
 
     @property
     def is_bounce(self) -> bool:

@@ -1,7 +1,7 @@
 """Relay fidelity (issue 13, items 1-7): where the relay chain must agree with Postfix and the
 RFCs — backup MX after a 4xx, the cause kept at expiry, SMTPUTF8 only when needed, RFC 6533
-DSNs, the hop limit refused in the dialogue, a replayable seed.
-(Item 7, NXDOMAIN keeps 5.1.2: test_relay_chain.py::test_nxdomain_bounces_with_a_dsn_to_the_sender.)"""
+DSNs, the hop limit refused in the dialogue, a replayable seed. (Item 7, NXDOMAIN keeps
+5.1.2, is test_relay_chain.py::test_nxdomain_bounces_with_a_dsn_to_the_sender.)"""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
@@ -10,6 +11,7 @@ import pytest
 from pytest_smtp.relay.dsn import (
     DSNRecipient,
     build_dsn,
+    needs_smtputf8,
     parse_dsn,
     parse_notify,
     xtext_decode,
@@ -53,7 +55,9 @@ def test_failure_report_structure_and_full_return() -> None:
     assert parsed["Auto-Submitted"] == "auto-replied"
     assert parsed["Subject"] == "Undelivered Mail Returned to Sender"
     parts = [p.get_content_type() for p in parsed.iter_parts()]
-    assert parts == ["text/plain", "message/delivery-status", "message/rfc822"]
+    # ASCII addresses: a plain RFC 3464 status part; the original's UTF-8 Subject makes the
+    # returned message message/global (RFC 6533 §6.3).
+    assert parts == ["text/plain", "message/delivery-status", "message/global"]
     report = parse_dsn(raw)
     assert report.reporting_mta == "relay.example.test"
     assert report.envid == "ENV-1"
@@ -83,6 +87,87 @@ def test_ret_hdrs_returns_only_the_header_section() -> None:
     assert report.returned_kind == "headers"
     assert report.returned == ORIGINAL.split(b"\r\n\r\n")[0] + b"\r\n"
     assert b"line one" not in raw
+    assert b"Content-Type: message/global-headers\r\n" in raw
+
+
+ASCII_ORIGINAL = b"From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nBody\r\n"
+
+
+def test_ascii_report_keeps_the_rfc3464_types() -> None:
+    raw = build_dsn(
+        reporting_mta="r.test",
+        sender="a@x.test",
+        original=ASCII_ORIGINAL,
+        recipients=[_failed()],
+        arrival=NOW,
+        now=NOW,
+    )
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_param("report-type") == "delivery-status"
+    assert [p.get_content_type() for p in parsed.iter_parts()][1:] == [
+        "message/delivery-status",
+        "message/rfc822",
+    ]
+    assert not needs_smtputf8(raw)
+    assert b"Final-Recipient: rfc822; bob@other.test\r\n" in raw
+
+
+def test_utf8_addresses_make_a_global_report_that_round_trips() -> None:
+    """RFC 6533: message/global-delivery-status, utf-8 address type, UTF-8 fields."""
+    raw = build_dsn(
+        reporting_mta="r.test",
+        sender="ålice@x.test",
+        original=ORIGINAL,
+        recipients=[
+            _failed(
+                final_recipient="ünïcode@x.test",
+                original_recipient="utf-8;" + xtext_encode("\\x{FC}n\\x{EF}code@x.test"),
+                diagnostic="550 5.1.1 ünïcode@x.test: no such user",
+            ),
+            _failed(final_recipient="plain@x.test"),
+        ],
+        arrival=NOW,
+        now=NOW,
+        envid=xtext_encode("envé"),
+    )
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_param("report-type") == "global-delivery-status"
+    parts = [p.get_content_type() for p in parsed.iter_parts()]
+    assert parts == ["text/plain", "message/global-delivery-status", "message/global"]
+    assert needs_smtputf8(raw)
+    assert "Final-Recipient: utf-8; ünïcode@x.test\r\n".encode() in raw
+    assert "Original-Recipient: utf-8; ünïcode@x.test\r\n".encode() in raw
+    assert b"Final-Recipient: rfc822; plain@x.test\r\n" in raw
+    report = parse_dsn(raw)
+    block = report.recipient("ünïcode@x.test")
+    assert (block.action, block.status) == ("failed", "5.1.1")
+    assert block.original_recipient == "utf-8;ünïcode@x.test"
+    assert block.diagnostic == "550 5.1.1 ünïcode@x.test: no such user"
+    assert report.envid == "envé"
+    assert report.recipient("plain@x.test").status == "5.1.1"
+    assert report.returned == ORIGINAL
+
+
+def test_parse_reads_escaped_utf8_addresses_and_encoded_status_parts() -> None:
+    """Another MTA may write utf-8 addresses as \\x{HEX} and base64 the status part."""
+    status = (
+        b"Reporting-MTA: dns; other.test\r\n\r\n"
+        b"Final-Recipient: utf-8; j\\x{F6}rg@x.test\r\nAction: failed\r\n"
+        b"Status: 5.1.1 (no such user)\r\nDiagnostic-Code: smtp; 550 5.1.1\r\n"
+        b"  unknown\r\n"
+    )
+    raw = (
+        b"Content-Type: multipart/report; report-type=global-delivery-status;\r\n"
+        b' boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsorry\r\n'
+        b"--b\r\nContent-Type: message/global-delivery-status\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(status).replace(b"\n", b"\r\n")
+        + b"--b--\r\n"
+    )
+    report = parse_dsn(raw)
+    assert report.reporting_mta == "other.test"
+    block = report.recipient("jörg@x.test")
+    assert (block.status, block.diagnostic) == ("5.1.1", "550 5.1.1 unknown")
 
 
 def test_success_report_returns_headers_by_default() -> None:

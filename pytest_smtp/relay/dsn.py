@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from email import message_from_bytes
 from email import policy as email_policy
+from email.message import Message as EmailMessage
 from typing import Literal
 
 __all__ = [
@@ -139,9 +140,16 @@ def _original_address(orcpt: str) -> tuple[str, str]:
 
 
 def needs_smtputf8(raw: bytes) -> bool:
-    """Whether a DSN made by :func:`build_dsn` is an internationalized one (RFC 6533) that
-    must be sent with ``SMTPUTF8``."""
-    return b"\r\nContent-Type: message/global" in raw
+    """Whether a DSN made by :func:`build_dsn` is an internationalized one (RFC 6533: a
+    ``global-delivery-status`` report or a ``message/global*`` part) that must be sent with
+    ``SMTPUTF8``."""
+    msg = message_from_bytes(_header_section(raw), policy=email_policy.compat32)
+    report_type = msg.get_param("report-type")
+    if isinstance(report_type, str) and report_type.lower() == "global-delivery-status":
+        return True
+    boundary = msg.get_boundary()
+    parts = _parts(raw, boundary) if boundary is not None else []
+    return any(ctype.startswith("message/global") for ctype, _, _ in parts)
 
 
 def _header_section(raw: bytes) -> bytes:
@@ -313,8 +321,8 @@ def _fields(block: bytes) -> dict[str, str]:
     return {key: " ".join(value.split()) for key, value in fields.items()}
 
 
-def _parts(raw: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
-    """The body parts of a multipart message as ``(content type, header, body)``."""
+def _parts(raw: bytes, boundary: str) -> list[tuple[str, EmailMessage, bytes]]:
+    """The body parts of a multipart message: ``(content type, part header, body bytes)``."""
     parts = []
     for piece in raw.split(b"\r\n--" + boundary.encode())[1:]:
         if piece.startswith(b"--"):
@@ -325,13 +333,12 @@ def _parts(raw: bytes, boundary: str) -> list[tuple[str, bytes, bytes]]:
         header = message_from_bytes(
             head.lstrip(b"\r\n") + b"\r\n\r\n", policy=email_policy.compat32
         )
-        parts.append((header.get_content_type(), head, body))
+        parts.append((header.get_content_type(), header, body))
     return parts
 
 
-def _decoded(head: bytes, body: bytes) -> bytes:
+def _decoded(header: EmailMessage, body: bytes) -> bytes:
     """``body`` with a base64 or quoted-printable transfer encoding undone."""
-    header = message_from_bytes(head.lstrip(b"\r\n") + b"\r\n\r\n", policy=email_policy.compat32)
     encoding = str(header.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
         return base64.b64decode(body)

@@ -142,7 +142,8 @@ class RecipientVerdict:
     address: str
     reply: Reply
     stage: str
-    """Where the verdict came from: ``connect``, ``mail``, ``rcpt``, ``data`` or ``eod``."""
+    """Where the verdict came from: ``route`` (DNS), ``connect``, ``mail``, ``rcpt``, ``data``
+    or ``eod``."""
     peer: Peer | None = None
     """The host that gave it (None when no host could be reached)."""
 

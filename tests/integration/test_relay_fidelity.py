@@ -6,7 +6,7 @@ DSNs, the hop limit refused in the dialogue, a replayable seed. (Item 7, NXDOMAI
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -118,48 +118,46 @@ def test_every_mx_deferring_keeps_the_recipient_queued(network: MailNetwork) -> 
 
 
 # -- 2. expiry keeps the cause --------------------------------------------------------------
-def _expire(net: MailNetwork) -> None:
-    net.advance(minutes=59)
-    net.advance(hours=1)
+def _refuse(net: MailNetwork, dns: FakeDNS) -> None:
+    net.host("mx.other.test").server.stop()
 
 
-def test_expiry_keeps_the_mx_own_status(smtp_dns: FakeDNS) -> None:
+def _servfail(net: MailNetwork, dns: FakeDNS) -> None:
+    dns.fault("other.test", "MX", "servfail")
+
+
+def _busy(net: MailNetwork, dns: FakeDNS) -> None:
+    net.host("mx.other.test").faults.defer("rcpt", 450, "Mailbox busy", enhanced="4.2.1")
+
+
+@pytest.mark.parametrize(
+    ("cause", "status", "remote", "diagnostic"),
+    [
+        pytest.param(_busy, "4.2.1", "mx.other.test", "450 4.2.1 Mailbox busy", id="mx-4xx"),
+        pytest.param(_refuse, "4.4.1", None, "delivery temporarily suspended", id="refused"),
+        pytest.param(_servfail, "4.4.3", None, "MX lookup for other.test failed", id="dns"),
+    ],
+)
+def test_expiry_keeps_the_last_status_and_diagnostic(
+    smtp_dns: FakeDNS,
+    cause: Callable[[MailNetwork, FakeDNS], None],
+    status: str,
+    remote: str | None,
+    diagnostic: str,
+) -> None:
     with MailNetwork.simple(smtp_dns, retry=RetryPolicy(lifetime=timedelta(hours=1))) as net:
         net.add_domain("other.test", mx=["mx.other.test"])
-        net.host("mx.other.test").faults.defer("rcpt", 450, "Mailbox busy", enhanced="4.2.1")
+        cause(net, smtp_dns)
         send(net.address, "carol@other.test")
-        _expire(net)
-        journey = assert_bounced(net, "carol@other.test", status="4.2.1", dsn=True)
-        block = journey.report.recipient("carol@other.test") if journey.report else None
-        assert block is not None
-        assert (block.action, block.status) == ("failed", "4.2.1")
-        assert block.diagnostic == "450 4.2.1 Mailbox busy"
-        assert block.remote_mta == "mx.other.test"
+        net.advance(minutes=59)
+        assert_deferred(net, "carol@other.test", status=status)
+        net.advance(hours=1)
+        journey = assert_bounced(net, "carol@other.test", status=status, dsn=True)
+        assert journey.report is not None
+        block = journey.report.recipient("carol@other.test")
+        assert (block.action, block.status, block.remote_mta) == ("failed", status, remote)
+        assert diagnostic in (block.diagnostic or "")
         assert any(e.kind == "bounced" and "expired" in e.detail for e in journey.events)
-    assert net.errors == []
-
-
-def test_expiry_after_connection_refused_is_4_4_1(smtp_dns: FakeDNS) -> None:
-    with MailNetwork.simple(smtp_dns, retry=RetryPolicy(lifetime=timedelta(hours=1))) as net:
-        net.add_domain("other.test", mx=["mx.other.test"])
-        net.host("mx.other.test").server.stop()
-        send(net.address, "carol@other.test")
-        _expire(net)
-        journey = assert_bounced(net, "carol@other.test", status="4.4.1", dsn=True)
-        assert journey.report is not None
-        assert journey.report.recipient("carol@other.test").status == "4.4.1"
-    assert net.errors == []
-
-
-def test_expiry_after_dns_failure_is_4_4_3(smtp_dns: FakeDNS) -> None:
-    with MailNetwork.simple(smtp_dns, retry=RetryPolicy(lifetime=timedelta(hours=1))) as net:
-        net.add_domain("broken.test", mx=["mx.broken.test"])
-        smtp_dns.fault("broken.test", "MX", "servfail")
-        send(net.address, "carol@broken.test")
-        _expire(net)
-        journey = assert_bounced(net, "carol@broken.test", status="4.4.3", dsn=True)
-        assert journey.report is not None
-        assert journey.report.recipient("carol@broken.test").status == "4.4.3"
     assert net.errors == []
 
 

@@ -93,15 +93,15 @@ def test_ret_hdrs_returns_only_the_header_section() -> None:
 ASCII_ORIGINAL = b"From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nBody\r\n"
 
 
-def test_ascii_report_keeps_the_rfc3464_types() -> None:
-    raw = build_dsn(
-        reporting_mta="r.test",
-        sender="a@x.test",
-        original=ASCII_ORIGINAL,
-        recipients=[_failed()],
-        arrival=NOW,
-        now=NOW,
+def _build(original: bytes, recipients: list[DSNRecipient], **kw: str) -> bytes:
+    kw.setdefault("sender", "a@x.test")
+    return build_dsn(
+        reporting_mta="r.test", original=original, recipients=recipients, arrival=NOW, now=NOW, **kw
     )
+
+
+def test_ascii_report_keeps_the_rfc3464_types() -> None:
+    raw = _build(ASCII_ORIGINAL, [_failed()])
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed.get_param("report-type") == "delivery-status"
     assert [p.get_content_type() for p in parsed.iter_parts()][1:] == [
@@ -114,20 +114,15 @@ def test_ascii_report_keeps_the_rfc3464_types() -> None:
 
 def test_utf8_addresses_make_a_global_report_that_round_trips() -> None:
     """RFC 6533: message/global-delivery-status, utf-8 address type, UTF-8 fields."""
-    raw = build_dsn(
-        reporting_mta="r.test",
+    unicode = _failed(
+        final_recipient="ünïcode@x.test",
+        original_recipient="utf-8;" + xtext_encode("\\x{FC}n\\x{EF}code@x.test"),
+        diagnostic="550 5.1.1 ünïcode@x.test: no such user",
+    )
+    raw = _build(
+        ORIGINAL,
+        [unicode, _failed(final_recipient="plain@x.test")],
         sender="ålice@x.test",
-        original=ORIGINAL,
-        recipients=[
-            _failed(
-                final_recipient="ünïcode@x.test",
-                original_recipient="utf-8;" + xtext_encode("\\x{FC}n\\x{EF}code@x.test"),
-                diagnostic="550 5.1.1 ünïcode@x.test: no such user",
-            ),
-            _failed(final_recipient="plain@x.test"),
-        ],
-        arrival=NOW,
-        now=NOW,
         envid=xtext_encode("envé"),
     )
     parsed = message_from_bytes(raw, policy=policy.default)

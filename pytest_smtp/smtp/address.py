@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["EnvelopeSyntaxError", "Path", "parse_params", "parse_path"]
+__all__ = ["EnvelopeSyntaxError", "Path", "check_auth_param", "parse_params", "parse_path"]
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _DOT_STRING = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
@@ -22,6 +22,9 @@ _LABEL_UTF8 = re.compile(r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f]){1,63}(?<!-)\Z")
 _PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _PARAM_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")
 _PARAM_VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")
+# RFC 3461 §4 xtext (RFC 4954 §8 uses it for AUTH=): printable ASCII but "+" and "=", or +HH.
+_XTEXT = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+\Z")
+_XTEXT_HEX = re.compile(r"\+([0-9A-F]{2})")
 
 MAX_LOCAL_PART = 64
 MAX_DOMAIN = 255
@@ -107,6 +110,7 @@ def parse_path(text: str, *, utf8: bool, sender: bool) -> Path:
         route, colon, inner = inner.partition(":")
         if not colon:
             raise EnvelopeSyntaxError(501, enhanced, "Source route without ':'")
+        _check_source_route(route, utf8, enhanced)
     if len(inner) + 2 > MAX_PATH:
         raise EnvelopeSyntaxError(501, enhanced, f"Path longer than {MAX_PATH} octets")
     if inner == "":
@@ -115,6 +119,35 @@ def parse_path(text: str, *, utf8: bool, sender: bool) -> Path:
         return Path("", rest.strip(" "), route)
     _check_mailbox(inner, utf8, enhanced)
     return Path(inner, rest.strip(" "), route)
+
+
+def _check_source_route(route: str, utf8: bool, enhanced: str) -> None:
+    """RFC 5321 §4.1.2 ``A-d-l = At-domain *( "," At-domain )``, ``At-domain = "@" Domain``.
+
+    The route is ignored once parsed (§3.6.1), but each hop must still be a domain: ``<@:a@b>``
+    (an empty hop) or ``<@x,,@y:a@b>`` is a syntax error, as in real MTAs."""
+    for hop in route.split(","):
+        if not hop.startswith("@") or hop == "@":
+            raise EnvelopeSyntaxError(
+                501, enhanced, f"Bad source route {route!r}: each hop is @domain"
+            )
+        _check_domain(hop[1:], utf8, enhanced)
+
+
+def check_auth_param(value: str | None) -> None:
+    """Check a ``MAIL FROM`` ``AUTH=`` value (RFC 4954 §5): xtext that decodes to ``<>`` or a
+    mailbox. Anything else is :class:`EnvelopeSyntaxError` ``501 5.5.4``."""
+    if value is None or not _XTEXT.match(value):
+        raise EnvelopeSyntaxError(501, "5.5.4", "AUTH= needs a value: <> or a mailbox, as xtext")
+    decoded = _XTEXT_HEX.sub(lambda m: chr(int(m.group(1), 16)), value)
+    if decoded == "<>":
+        return
+    try:
+        _check_mailbox(decoded, False, "5.5.4")
+    except EnvelopeSyntaxError:
+        raise EnvelopeSyntaxError(
+            501, "5.5.4", f"AUTH= value {decoded!r} is neither <> nor a mailbox"
+        ) from None
 
 
 def _find_closing(text: str) -> int:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
-from .address import EnvelopeSyntaxError, parse_params, parse_path
+from .address import EnvelopeSyntaxError, check_auth_param, parse_params, parse_path
 from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
 
 if TYPE_CHECKING:
@@ -28,7 +28,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SMTPConnection"]
 
-_LINE_LIMIT = 4096  # command lines; RFC 5321 says 512, extensions (SIZE, DSN) add more
+# Command line lengths in octets, CRLF included (RFC 5321 §4.5.3.1.4), and the allowances the
+# extensions add to them; see _line_limit. No line is ever buffered past _AUTH_LINE.
+_COMMAND_LINE = 512
+_MAIL_SIZE = 26  # RFC 1870 §3 (5): SIZE=
+_MAIL_BODY = 16  # RFC 6152 §2: BODY=
+_MAIL_SMTPUTF8 = 10  # RFC 6531 §3.1 (5): SMTPUTF8
+_MAIL_DSN = 100  # RFC 3461 §4: RET= and ENVID=
+_MAIL_AUTH = 500  # RFC 4954 §3 (5): AUTH=
+_RCPT_DSN = 500  # RFC 3461 §4: NOTIFY= and ORCPT=
+_AUTH_LINE = 12288  # RFC 4954 §4: AUTH with an initial response, and each SASL response line
 _HIGH_WATER = 1 << 20
 _BAD_COMMAND_LIMIT = 20
 _LONG_DATA_LINE = re.compile(rb"\n[^\r\n]{999}")
@@ -36,6 +45,8 @@ _LONG_DATA_LINE = re.compile(rb"\n[^\r\n]{999}")
 # record or the echo in the EHLO reply (RFC 5321 textstring excludes them).
 _HELO_NAME = re.compile(r"[\x21-\x7e]{1,255}")
 _ALLOWED_BEFORE_TLS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "QUIT", "STARTTLS"})
+# How a command line is written to the transcript: CR, LF and NUL made visible.
+_VISIBLE_CONTROLS = str.maketrans({"\r": "\\r", "\n": "\\n", "\0": "\\0"})
 
 
 class _Disconnected(Exception):
@@ -43,7 +54,7 @@ class _Disconnected(Exception):
 
 
 class _LineTooLong(Exception):
-    pass
+    """A line went past the longest any command may have; it was discarded up to its CRLF."""
 
 
 def _utcnow() -> datetime:
@@ -172,33 +183,58 @@ class SMTPConnection(asyncio.Protocol):
             self._waiter = None
 
     async def _readline(self) -> bytes:
+        """The next line, CRLF included. Only CRLF ends a line (RFC 5321 §2.3.8): a bare CR or
+        LF stays inside it. A line longer than _AUTH_LINE is discarded and never buffered."""
         while True:
-            index = self._buf.find(b"\n", self._scan)
-            if index > _LINE_LIMIT:
+            # A CR at the end of the previous scan may pair with an LF that just came in.
+            index = self._buf.find(b"\r\n", max(self._scan - 1, 0))
+            if index + 2 > _AUTH_LINE:
                 # The same answer whether the long line came in one segment or in several.
-                del self._buf[: index + 1]
+                del self._buf[: index + 2]
                 self._scan = 0
                 raise _LineTooLong()
             if index >= 0:
-                line = bytes(self._buf[: index + 1])
-                del self._buf[: index + 1]
+                line = bytes(self._buf[: index + 2])
+                del self._buf[: index + 2]
                 self._scan = 0
                 return line
             self._scan = len(self._buf)
-            if self._scan > _LINE_LIMIT:
+            if self._scan >= _AUTH_LINE:
                 await self._discard_line()
                 raise _LineTooLong()
             await self._wait_data()
 
     async def _discard_line(self) -> None:
         while True:
-            index = self._buf.find(b"\n")
+            index = self._buf.find(b"\r\n")
             if index >= 0:
-                del self._buf[: index + 1]
+                del self._buf[: index + 2]
                 self._scan = 0
                 return
-            self._buf.clear()
+            # Keep a final CR: its LF may be the first octet of the next segment.
+            del self._buf[: len(self._buf) - self._buf.endswith(b"\r")]
             await self._wait_data()
+
+    def _auth_offered(self) -> bool:
+        opts = self.options
+        return opts.auth is not None and (self._tls_active or not opts.auth_require_tls)
+
+    def _line_limit(self, raw: bytes) -> int:
+        """The longest command line, CRLF included, this line's command may have here: 512
+        plus what the extensions this server offers add (RFC 5321 §4.5.3.1.4)."""
+        opts = self.options
+        verb = raw[:5].upper()
+        if verb == b"MAIL ":
+            extra = _MAIL_SIZE + _MAIL_BODY
+            extra += _MAIL_SMTPUTF8 if opts.smtputf8 else 0
+            extra += _MAIL_DSN if opts.dsn else 0
+            extra += _MAIL_AUTH if self._auth_offered() else 0
+            return _COMMAND_LINE + extra
+        if verb == b"RCPT ":
+            return _COMMAND_LINE + (_RCPT_DSN if opts.dsn else 0)
+        if verb == b"AUTH " and self._auth_offered():
+            return _AUTH_LINE
+        return _COMMAND_LINE
 
     def _take_buffer(self) -> bytearray:
         data = self._buf
@@ -255,8 +291,13 @@ class SMTPConnection(asyncio.Protocol):
                 try:
                     raw = await self._readline()
                 except _LineTooLong:
-                    self._log("C", f"<line over {_LINE_LIMIT} octets>")
+                    self._log("C", f"<line over {_AUTH_LINE} octets>")
                     await self._reply(500, "5.5.6", "Line too long")
+                    continue
+                limit = self._line_limit(raw)
+                if len(raw) > limit:
+                    self._log("C", f"<line of {len(raw)} octets, over the limit of {limit}>")
+                    await self._reply(500, "5.5.6", f"Line too long (limit {limit} octets)")
                     continue
                 if await self._dispatch(raw):
                     self._bad_commands = 0
@@ -292,7 +333,7 @@ class SMTPConnection(asyncio.Protocol):
 
     async def _dispatch(self, raw: bytes) -> bool:
         """Handle one command line; False when the command is unknown or unparsable."""
-        line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        line = raw[:-2]  # _readline returns whole lines: they end in CRLF
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -301,11 +342,17 @@ class SMTPConnection(asyncio.Protocol):
             return False
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
-        self._log(
-            "C", f"AUTH {arg.split(' ', 1)[0]} ****" if verb == "AUTH" and " " in arg else text
-        )
-        if "\r" in text or "\0" in text:
-            await self._reply(501, "5.5.2", "Syntax error: CR, LF or NUL in command")
+        logged = f"AUTH {arg.split(' ', 1)[0]} ****" if verb == "AUTH" and " " in arg else text
+        self._log("C", logged.translate(_VISIBLE_CONTROLS))
+        if "\r" in text or "\n" in text:
+            # One CRLF-terminated line is one command: a bare CR or LF never splits it into
+            # two (the RCPT-smuggling trick), and the whole line is refused.
+            await self._reply(
+                501, "5.5.2", "Syntax error: bare CR or LF in command line (only CRLF ends a line)"
+            )
+            return True
+        if "\0" in text:
+            await self._reply(501, "5.5.2", "Syntax error: NUL in command")
             return True
         if not verb.isascii():
             await self._reply(500, "5.5.2", "Syntax error: command verb is not ASCII")
@@ -482,7 +529,7 @@ class SMTPConnection(asyncio.Protocol):
             lines.append("DSN")
         if opts.tls == "starttls" and not self._tls_active:
             lines.append("STARTTLS")
-        if opts.auth is not None and (self._tls_active or not opts.auth_require_tls):
+        if self._auth_offered():
             lines.append("AUTH " + " ".join(opts.auth_mechanisms))
         lines.append("HELP")
         return lines
@@ -561,8 +608,12 @@ class SMTPConnection(asyncio.Protocol):
                 if value is None or len(value) > 100:
                     raise EnvelopeSyntaxError(501, "5.5.4", "ENVID needs a value of 1 to 100 chars")
             elif key == "AUTH":
-                if value is None:
-                    raise EnvelopeSyntaxError(501, "5.5.4", "AUTH needs a value (an address or <>)")
+                if not self._auth_offered():
+                    # RFC 5321 §4.1.1.11 / RFC 4954 §5: the parameter of an extension not offered.
+                    raise EnvelopeSyntaxError(
+                        555, "5.5.4", "Unsupported MAIL parameter AUTH (AUTH is not offered)"
+                    )
+                check_auth_param(value)
             else:
                 raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported MAIL parameter {key}")
         if not address.isascii() and "SMTPUTF8" not in names:

@@ -20,6 +20,7 @@ header, no transaction is left open, ``server.errors`` is empty, and a new conne
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -197,13 +198,13 @@ case("ehlo-only-spaces", c("EHLO    ", "501"), check=helo_is(None))
 case("helo-cr-inside", c(b"HELO a\rb.test", "501 5.5.2"), check=helo_is(None))
 case("ehlo-cr-inside", c(b"EHLO a\rb.test", "501 5.5.2"), check=helo_is(None))
 case("ehlo-cr-at-end", c(b"EHLO a.test\r", "501 5.5.2"), check=helo_is(None))
-case("helo-lf-inside-splits-line", c(b"HELO a\nb", "250", "500 5.5.1"), check=helo_is("a"))
-case("ehlo-lf-inside-splits-line", c(b"EHLO a\nQUIT", "250", "221", "EOF"), check=helo_is("a"))
+case("helo-lf-inside", c(b"HELO a\nb", "501 5.5.2"), check=helo_is(None))
+case("ehlo-lf-inside-does-not-split-line", c(b"EHLO a\nQUIT", "501 5.5.2"), check=helo_is(None))
 case("helo-nul", c(b"HELO a\0b.test", "501 5.5.2"), check=helo_is(None))
 case("ehlo-nul-at-end", c(b"EHLO a.test\0", "501 5.5.2"), check=helo_is(None))
 case("ehlo-255-octets", c("EHLO " + "a" * 255, "250"))
 case("ehlo-256-octets", c("EHLO " + "a" * 256, "501 5.5.4"), check=helo_is(None))
-case("helo-over-long-2000", c("HELO " + "h" * 2000, "501"), check=helo_is(None))
+case("helo-over-long-2000", c("HELO " + "h" * 2000, "500 5.5.6"), check=helo_is(None))
 case("ehlo-non-ascii", c("EHLO bücher.test", "501 5.5.4"), check=helo_is(None))
 case("ehlo-invalid-utf8", c(b"EHLO \xff\xfe.test", "500 5.5.2"), check=helo_is(None))
 case("ehlo-two-words", c("EHLO a.test b.test", "501"), check=helo_is(None))
@@ -280,15 +281,15 @@ case(
 case("starttls-not-offered", EHLO, c("STARTTLS", "502 5.5.1"))
 case("auth-not-offered", EHLO, c("AUTH PLAIN AGJvYgBzZWNyZXQ=", "502 5.5.1"))
 case("empty-line", c("", "500 5.5.1"))
-case("bare-lf-empty-line", raw(b"\n", "500"))
+case("bare-lf-does-not-end-a-line", raw(b"\n"), c("NOOP", "501 5.5.2"))
 case("lone-space-line", c(" ", "500"))
 case("command-with-nul", c(b"NO\0OP", "501 5.5.2"))
 case("command-with-trailing-nul", c(b"NOOP\0", "501 5.5.2"))
 case("command-with-bare-cr", c(b"NOOP\rRSET", "501 5.5.2"))
 case("verb-non-ascii", c("NÖOP", "500 5.5.2"))
 case("verb-invalid-utf8", c(b"\xff\xfe\xfd", "500 5.5.2"))
-case("line-600-octets", c("X" * 600, "500 5.5.1"))
-case("line-4000-octets-noop", c("NOOP " + "a" * 3990, "250"))
+case("line-600-octets", c("X" * 600, "500 5.5.6"))
+case("line-4000-octets-noop", c("NOOP " + "a" * 3990, "500 5.5.6"), c("NOOP", "250"))
 case(
     "line-5000-octets-one-packet",
     c("NOOP " + " " * 5000, "500 5.5.6"),
@@ -308,6 +309,159 @@ case(
     raw(b"\r\n", "500 5.5.6"),
     c("NOOP", "250"),
 )
+
+
+# -- One CRLF-terminated line is one command and draws one reply (RFC 5321 §2.3.8) -------------
+def in_transcript(text: str) -> Check:
+    """Some transcript line contains ``text``."""
+    return holds(lambda s: any(text in line for line in s.transcript), f"{text!r} in transcript")
+
+
+def padded(prefix: str, suffix: str, octets: int) -> str:
+    """``prefix``, spaces, ``suffix``: a command line of exactly ``octets`` octets with CRLF."""
+    return prefix + " " * (octets - 2 - len(prefix) - len(suffix)) + suffix
+
+
+def sasl_plain(length: int) -> str:
+    """A base64 PLAIN response (any password passes ``auth="any"``) of ``length`` characters."""
+    return base64.b64encode(b"\0u\0" + b"p" * (length * 3 // 4 - 3)).decode()
+
+
+AUTH_OFFERED = {"auth": "any", "auth_require_tls": False}
+
+case(
+    "line-bare-lf-rcpt-is-one-command",
+    EHLO,
+    MAIL,
+    c(b"RCPT TO:<a@x.test>\nRCPT TO:<evil@x.test>", "501 5.5.2"),
+    c("DATA", "503 5.5.1"),
+    check=in_transcript("C: RCPT TO:<a@x.test>\\nRCPT TO:<evil@x.test>"),
+)
+case(
+    "line-bare-cr-rcpt-is-one-command",
+    EHLO,
+    MAIL,
+    c(b"RCPT TO:<a@x.test>\rRCPT TO:<evil@x.test>", "501 5.5.2"),
+    c("DATA", "503 5.5.1"),
+)
+case(
+    "line-bare-lf-mail-is-one-command",
+    EHLO,
+    c(b"MAIL FROM:<a@x.test>\nMAIL FROM:<b@x.test>", "501 5.5.2"),
+    c("RCPT TO:<c@y.test>", "503 5.5.1"),
+)
+case(
+    "line-bare-lf-smuggled-transaction",
+    EHLO,
+    raw(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\nDATA\nevil\n.\nQUIT\r\n", "250", "501 5.5.2"),
+    c("DATA", "503 5.5.1"),
+    check=outcomes(),
+)
+case("line-crlf-split-across-packets", raw(b"NOOP\r"), raw(b"\n", "250"))
+case("line-lf-then-crlf", raw(b"NOOP\n"), raw(b"\r\n", "501 5.5.2"))
+case("line-cr-cr-lf", c(b"NOOP\r", "501 5.5.2"))
+
+# -- Length: 512 octets with CRLF, plus the extensions' allowances (RFC 5321 §4.5.3.1.4) -------
+case("line-512-octets", c(padded("NOOP", "", 512), "250"))
+case(
+    "line-513-octets",
+    c(padded("NOOP", "", 513), "500 5.5.6"),
+    c("NOOP", "250"),
+    check=in_transcript("<line of 513 octets, over the limit of 512>"),
+)
+case(
+    "line-513-octets-two-packets",
+    raw(b"NOOP " + b"a" * 300),
+    raw(b"a" * 206 + b"\r\n", "500 5.5.6"),
+    c("NOOP", "250"),
+)
+case(
+    "line-too-long-then-pipelined", raw(b"NOOP " + b"a" * 600 + b"\r\nNOOP\r\n", "500 5.5.6", "250")
+)
+# MAIL: + SIZE 26, BODY 16, SMTPUTF8 10, DSN 100 (and AUTH 500 when AUTH is offered).
+case("line-mail-664-octets", EHLO, c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 664), "250"))
+case(
+    "line-mail-665-octets",
+    EHLO,
+    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 665), "500 5.5.6"),
+    c("RCPT TO:<b@y.test>", "503 5.5.1"),
+)
+case(
+    "line-mail-554-octets-without-dsn-smtputf8",
+    EHLO,
+    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 554), "250"),
+    options={"dsn": False, "smtputf8": False},
+)
+case(
+    "line-mail-555-octets-without-dsn-smtputf8",
+    EHLO,
+    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 555), "500 5.5.6"),
+    options={"dsn": False, "smtputf8": False},
+)
+case(
+    "line-mail-1164-octets-auth-offered",
+    EHLO,
+    c(padded("MAIL FROM:<a@x.test>", "AUTH=<>", 1164), "250"),
+    options=AUTH_OFFERED,
+)
+case(
+    "line-mail-1165-octets-auth-offered",
+    EHLO,
+    c(padded("MAIL FROM:<a@x.test>", "AUTH=<>", 1165), "500 5.5.6"),
+    options=AUTH_OFFERED,
+)
+# RCPT: + NOTIFY/ORCPT 500 with DSN.
+case(
+    "line-rcpt-1012-octets",
+    EHLO,
+    MAIL,
+    c(padded("RCPT TO:<b@y.test>", "NOTIFY=NEVER", 1012), "250"),
+)
+case("line-rcpt-1013-octets", EHLO, MAIL, c(padded("RCPT TO:<b@y.test>", "", 1013), "500 5.5.6"))
+case(
+    "line-rcpt-512-octets-without-dsn",
+    EHLO,
+    MAIL,
+    c(padded("RCPT TO:<b@y.test>", "", 512), "250"),
+    options={"dsn": False},
+)
+case(
+    "line-rcpt-513-octets-without-dsn",
+    EHLO,
+    MAIL,
+    c(padded("RCPT TO:<b@y.test>", "", 513), "500 5.5.6"),
+    options={"dsn": False},
+)
+# AUTH with an initial response, and each SASL response: 12,288 octets (RFC 4954 §4).
+case(
+    "line-auth-12285-octets",
+    EHLO,
+    c("AUTH PLAIN " + sasl_plain(12272), "235"),
+    options=AUTH_OFFERED,
+)
+case(
+    "line-auth-12293-octets",
+    EHLO,
+    c("AUTH PLAIN " + sasl_plain(12280), "500 5.5.6"),
+    c("AUTH PLAIN " + sasl_plain(8), "235"),
+    options=AUTH_OFFERED,
+)
+case("line-auth-597-octets-not-offered", EHLO, c("AUTH PLAIN " + sasl_plain(584), "500 5.5.6"))
+case(
+    "line-sasl-response-12286-octets",
+    EHLO,
+    c("AUTH PLAIN", "334"),
+    c(sasl_plain(12284), "235"),
+    options=AUTH_OFFERED,
+)
+case(
+    "line-sasl-response-13002-octets",
+    EHLO,
+    c("AUTH PLAIN", "334"),
+    c(sasl_plain(13000), "500 5.5.6"),
+    options=AUTH_OFFERED,
+)
+
 case("junk-before-greeting-command", raw(b"EHLO early.test\r\n", "220", "250"), greet=False)
 case("junk-before-greeting-binary", raw(b"\x00\xff\x10garbage\r\n", "220", "5"), greet=False)
 case(
@@ -378,10 +532,10 @@ case(
 for verb, prefix, pre in (("mail", "MAIL FROM:", [EHLO]), ("rcpt", "RCPT TO:", [EHLO, MAIL])):
     case(f"{verb}-cr-in-local-part", *pre, c(f"{prefix}<a\rb@x.test>".encode(), "501 5.5.2"))
     case(f"{verb}-nul-in-local-part", *pre, c(f"{prefix}<a\0b@x.test>".encode(), "501 5.5.2"))
-    case(f"{verb}-lf-in-local-part", *pre, c(f"{prefix}<a\nb@x.test>".encode(), "501", "500"))
+    case(f"{verb}-lf-in-local-part", *pre, c(f"{prefix}<a\nb@x.test>".encode(), "501 5.5.2"))
     case(f"{verb}-cr-in-domain", *pre, c(f"{prefix}<a@x\r.test>".encode(), "501 5.5.2"))
     case(f"{verb}-nul-in-domain", *pre, c(f"{prefix}<a@x\0.test>".encode(), "501 5.5.2"))
-    case(f"{verb}-lf-in-domain", *pre, c(f"{prefix}<a@x\n.test>".encode(), "501", "500"))
+    case(f"{verb}-lf-in-domain", *pre, c(f"{prefix}<a@x\n.test>".encode(), "501 5.5.2"))
     case(
         f"{verb}-crlf-header-injection",
         *pre,
@@ -389,7 +543,7 @@ for verb, prefix, pre in (("mail", "MAIL FROM:", [EHLO]), ("rcpt", "RCPT TO:", [
     )
     case(f"{verb}-cr-in-quoted-string", *pre, c(f'{prefix}<"a\rb"@x.test>'.encode(), "501 5.5.2"))
     case(f"{verb}-nul-in-quoted-string", *pre, c(f'{prefix}<"a\0b"@x.test>'.encode(), "501 5.5.2"))
-    case(f"{verb}-lf-in-quoted-string", *pre, c(f'{prefix}<"a\nb"@x.test>'.encode(), "501", "500"))
+    case(f"{verb}-lf-in-quoted-string", *pre, c(f'{prefix}<"a\nb"@x.test>'.encode(), "501 5.5.2"))
     case(f"{verb}-missing-brackets", *pre, c(f"{prefix}a@x.test", "501 5.5.4"))
     case(f"{verb}-missing-closing-bracket", *pre, c(f"{prefix}<a@x.test", "501 5.5.4"))
     case(f"{verb}-missing-opening-bracket", *pre, c(f"{prefix}a@x.test>", "501 5.5.4"))
@@ -397,6 +551,12 @@ for verb, prefix, pre in (("mail", "MAIL FROM:", [EHLO]), ("rcpt", "RCPT TO:", [
     case(f"{verb}-space-after-colon", *pre, c(f"{prefix} <a@x.test>", "250"))
     case(f"{verb}-source-route", *pre, c(f"{prefix}<@relay1.test,@relay2.test:a@x.test>", "250"))
     case(f"{verb}-source-route-no-colon", *pre, c(f"{prefix}<@relay1.testa@x.test>", "501"))
+    case(f"{verb}-source-route-empty-hop", *pre, c(f"{prefix}<@:a@x.test>", "501"))
+    case(f"{verb}-source-route-empty-second-hop", *pre, c(f"{prefix}<@r.test,:a@x.test>", "501"))
+    case(
+        f"{verb}-source-route-hop-without-at", *pre, c(f"{prefix}<@r.test,s.test:a@x.test>", "501")
+    )
+    case(f"{verb}-source-route-bad-domain", *pre, c(f"{prefix}<@-r.test:a@x.test>", "501"))
     case(f"{verb}-percent-hack", *pre, c(f"{prefix}<a%y.test@x.test>", "250"))
     case(f"{verb}-bang-path", *pre, c(f"{prefix}<y.test!a@x.test>", "250"))
     case(f"{verb}-local-part-64", *pre, c(f"{prefix}<{'l' * 64}@x.test>", "250"))
@@ -519,8 +679,8 @@ for name, line, code in (
     ("value-with-equals", "MAIL FROM:<a@x.test> ENVID=a=b", "501"),
     ("keyword-empty", "MAIL FROM:<a@x.test> =x", "501"),
     ("keyword-bad-chars", "MAIL FROM:<a@x.test> SI_ZE=1", "501"),
-    ("auth-null", "MAIL FROM:<a@x.test> AUTH=<>", "250"),
-    ("auth-without-value", "MAIL FROM:<a@x.test> AUTH", "501"),
+    ("auth-null-not-offered", "MAIL FROM:<a@x.test> AUTH=<>", "555 5.5.4"),
+    ("auth-without-value-not-offered", "MAIL FROM:<a@x.test> AUTH", "555 5.5.4"),
     ("glued-to-address", "MAIL FROM:<a@x.test>SIZE=10", "501"),
     ("many-spaces-between", "MAIL FROM:<a@x.test>    SIZE=10     BODY=7BIT", "250"),
 ):
@@ -539,6 +699,47 @@ for name, line, code in (
 ):
     case(f"rcpt-param-{name}", EHLO, MAIL, c(line, code))
 
+# AUTH= (RFC 4954 §5): accepted and recorded where AUTH is offered, 555 where it is not.
+case(
+    "auth-param-null-offered",
+    EHLO,
+    c("MAIL FROM:<a@x.test> AUTH=<>", "250"),
+    RCPT,
+    DATA,
+    raw(b"x\r\n.\r\n", "250"),
+    options=AUTH_OFFERED,
+    check=mail_options("AUTH=<>"),
+)
+case(
+    "auth-param-xtext-mailbox-offered",
+    EHLO,
+    c("MAIL FROM:<e=mc2@x.test> AUTH=e+3Dmc2@x.test", "250"),
+    options=AUTH_OFFERED,
+)
+case(
+    "auth-param-not-a-mailbox-offered",
+    EHLO,
+    c("MAIL FROM:<a@x.test> AUTH=nobody", "501 5.5.4"),
+    options=AUTH_OFFERED,
+)
+case(
+    "auth-param-bad-xtext-offered",
+    EHLO,
+    c("MAIL FROM:<a@x.test> AUTH=a+zz@x.test", "501 5.5.4"),
+    options=AUTH_OFFERED,
+)
+case(
+    "auth-param-without-value-offered",
+    EHLO,
+    c("MAIL FROM:<a@x.test> AUTH", "501 5.5.4"),
+    options=AUTH_OFFERED,
+)
+case(
+    "auth-param-before-tls-not-offered",
+    EHLO,
+    c("MAIL FROM:<a@x.test> AUTH=<>", "555 5.5.4"),
+    options={"auth": "any", "tls": "starttls"},
+)
 case("params-after-helo-refused", HELO, c("MAIL FROM:<a@x.test> BODY=8BITMIME", "501 5.5.4"))
 case(
     "rcpt-params-after-helo-refused",

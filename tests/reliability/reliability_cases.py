@@ -355,7 +355,7 @@ case(
     EHLO,
     raw(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\nDATA\nevil\n.\nQUIT\r\n", "250", "501 5.5.2"),
     c("DATA", "503 5.5.1"),
-    check=outcomes(),
+    check=outcomes("aborted"),
 )
 case("line-crlf-split-across-packets", raw(b"NOOP\r"), raw(b"\n", "250"))
 case("line-lf-then-crlf", raw(b"NOOP\n"), raw(b"\r\n", "501 5.5.2"))
@@ -1219,7 +1219,7 @@ case(
     "auth-challenge-line-too-long",
     *_AUTH_READY,
     c("AUTH LOGIN", "334"),
-    raw(b"A" * 5000),
+    raw(b"A" * 13000),  # RFC 4954 §4: 12,288 octets is the line limit of a SASL response
     raw(b"\r\n", "500 5.5.6"),
     c("NOOP", "250"),
     options=_AUTH,

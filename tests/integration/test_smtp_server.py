@@ -142,6 +142,75 @@ def test_cr_or_nul_in_helo_or_address_is_501(raw: Raw, server: SMTPServer, line:
     assert all(t.mail_from is None for t in server.transactions)
 
 
+def test_bare_lf_never_ends_a_command_line(raw: Raw, server: SMTPServer) -> None:
+    """RFC 5321 §2.3.8: one CRLF line is one command with one reply; LF alone splits nothing."""
+    assert raw.cmd("MAIL FROM:<a@x.test>")[0] == 250
+    raw.send(b"RCPT TO:<a@x.test>\nRCPT TO:<evil@x.test>\r\nNOOP\r\n")
+    assert raw.reply() == (
+        501,
+        ["5.5.2 Syntax error: bare CR or LF in command line (only CRLF ends a line)"],
+    )
+    assert raw.reply() == (250, ["2.0.0 OK"])  # the very next reply is the NOOP's
+    assert raw.cmd(b"HELO a\nb")[0] == 501
+    assert raw.cmd(b"RCPT TO:<b@y.test>\rRCPT TO:<c@y.test>")[0] == 501
+    assert raw.cmd("RCPT TO:<b@y.test>")[0] == 250
+    assert raw.cmd("DATA")[0] == 354
+    assert raw.cmd(b"x\r\n.")[0] == 250
+    message = server.mailbox.one()
+    assert message.rcpt_tos == ["b@y.test"]
+    assert message.session.helo == "client.test"
+    # Recorded with the LF made visible, in the session and in the transaction.
+    refused = "C: RCPT TO:<a@x.test>\\nRCPT TO:<evil@x.test>"
+    assert any(line.endswith(refused) for line in server.transcript)
+    assert refused in server.transactions[0].transcript
+
+
+def test_command_line_length_limits(server: SMTPServer) -> None:
+    """512 octets with CRLF (RFC 5321 §4.5.3.1.4); MAIL and RCPT get the SIZE, BODY, SMTPUTF8
+    and DSN allowances; over the limit is 500 5.5.6 and the session goes on."""
+    with smtplib.SMTP(*server.address, timeout=5) as client:
+        client.ehlo("client.test")
+        assert client.docmd("NOOP", "a" * 505)[0] == 250  # 512 octets
+        assert client.docmd("NOOP", "a" * 506) == (500, b"5.5.6 Line too long (limit 512 octets)")
+        mail = "FROM:<a@x.test> SIZE=10" + " " * 600 + "BODY=7BIT"  # 5 + 632 + 2 = 639 octets
+        assert client.docmd("MAIL", mail)[0] == 250
+        rcpt = "TO:<b@y.test> NOTIFY=NEVER" + " " * 1000  # 1,033 octets: over 512 + 500
+        assert client.docmd("RCPT", rcpt)[0] == 500
+        assert client.docmd("RCPT", "TO:<b@y.test> NOTIFY=NEVER" + " " * 700)[0] == 250
+        assert client.noop()[0] == 250
+    assert any("over the limit of 1012" in line for line in server.transcript)
+
+
+@pytest.mark.parametrize(
+    "path", ["<@:a@x.test>", "<@r.test,:a@x.test>", "<@r.test,s.test:a@x.test>"]
+)
+def test_source_route_with_empty_or_bad_hop_is_501(raw: Raw, server: SMTPServer, path: str) -> None:
+    code, lines = raw.cmd(f"MAIL FROM:{path}")
+    assert code == 501 and "source route" in lines[0], lines
+    assert raw.cmd("MAIL FROM:<@r.test,@s.test:a@x.test>")[0] == 250  # a well-formed route
+    assert [t.mail_from for t in server.transactions] == [None]
+
+
+def test_auth_parameter_needs_auth_offered() -> None:
+    """RFC 4954 §5: AUTH= is a parameter of the AUTH extension: 555 5.5.4 where AUTH is not
+    offered, accepted and kept as sent where it is."""
+    with (
+        SMTPServer(timeout=5) as plain,
+        smtplib.SMTP(*plain.address, timeout=5) as client,
+        pytest.raises(smtplib.SMTPSenderRefused) as refused,
+    ):
+        client.sendmail("a@x.test", ["b@y.test"], b"x\r\n", mail_options=["AUTH=<>"])
+    assert (refused.value.smtp_code, refused.value.smtp_error[:6]) == (555, b"5.5.4 ")
+    assert len(plain.mailbox) == 0
+    with SMTPServer(timeout=5, auth="any", auth_require_tls=False) as offering:
+        with smtplib.SMTP(*offering.address, timeout=5) as client:
+            client.sendmail("a@x.test", ["b@y.test"], b"x\r\n", mail_options=["AUTH=<>"])
+            with pytest.raises(smtplib.SMTPSenderRefused) as bad:
+                client.sendmail("a@x.test", ["b@y.test"], b"x\r\n", mail_options=["AUTH=bob"])
+            assert bad.value.smtp_code == 501
+        assert offering.mailbox.one().mail_options == ["SIZE=3", "AUTH=<>"]
+
+
 def test_over_size_message_is_552_and_recorded_as_rejected(server: SMTPServer) -> None:
     with SMTPServer(max_size=1000) as small, smtplib.SMTP(*small.address) as client:
         client.ehlo()

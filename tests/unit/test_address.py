@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_smtp.smtp.address import EnvelopeSyntaxError, parse_params, parse_path
+from pytest_smtp.smtp.address import (
+    EnvelopeSyntaxError,
+    check_auth_param,
+    parse_params,
+    parse_path,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +46,12 @@ def test_valid_paths(text: str, address: str, rest: str) -> None:
         ("<" + "x" * 65 + "@b.test>", 501, "5.1.3"),
         ("<>", 501, "5.1.3"),
         ("<ü@b.test>", 553, "5.6.7"),
+        # RFC 5321 §4.1.2 A-d-l: every hop of a source route is "@" Domain.
+        ("<@:user@d.test>", 501, "5.1.3"),
+        ("<@r.test,:user@d.test>", 501, "5.1.3"),
+        ("<@r.test,,@s.test:user@d.test>", 501, "5.1.3"),
+        ("<@r.test,s.test:user@d.test>", 501, "5.1.3"),
+        ("<@r_1.test:user@d.test>", 501, "5.1.3"),
     ],
 )
 def test_invalid_recipient_paths(text: str, code: int, enhanced: str) -> None:
@@ -63,3 +74,26 @@ def test_params_keep_values_as_sent_and_refuse_repeats() -> None:
         parse_params("SIZE=1 size=2")
     with pytest.raises(EnvelopeSyntaxError, match="Bad value"):
         parse_params("ENVID=a=b")
+
+
+@pytest.mark.parametrize(
+    "value", ["<>", "+3C+3E", "a@x.test", "e+3Dmc2@example.com", '"a+20b"@x.test']
+)
+def test_auth_param_accepts_null_or_a_mailbox_in_xtext(value: str) -> None:
+    check_auth_param(value)  # RFC 4954 §5: no exception
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (None, "needs a value"),
+        ("nobody", "neither <> nor a mailbox"),
+        ("a+zz@x.test", "needs a value"),  # not xtext: + must be followed by two HEX digits
+        ("a+3d@x.test", "needs a value"),  # xtext HEXDIG is upper case
+        ("<a@x.test>", "neither <> nor a mailbox"),
+    ],
+)
+def test_auth_param_refuses_anything_else(value: str | None, why: str) -> None:
+    with pytest.raises(EnvelopeSyntaxError, match=why) as info:
+        check_auth_param(value)
+    assert (info.value.code, info.value.enhanced) == (501, "5.5.4")

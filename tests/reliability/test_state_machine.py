@@ -38,10 +38,10 @@ _local = st.from_regex(r"[a-z0-9][a-z0-9.+_-]{0,12}[a-z0-9]", fullmatch=True).fi
     lambda s: ".." not in s
 )
 _address = st.builds(lambda local, domain: f"{local}@{domain}", _local, _name)
-# Mutations that must draw a 5xx and change nothing (LF splits lines: the corpus covers it).
-_poison = st.sampled_from(["\r", "\0", " ", "<", ">", '"', "\\", "@@", ","])
-# A HELO name only has to be visible ASCII, so only CR and NUL are sure to be refused there.
-_helo_poison = st.sampled_from(["\r", "\0"])
+# Mutations that must draw a 5xx and change nothing (a bare LF or CR never ends a line).
+_poison = st.sampled_from(["\r", "\n", "\0", " ", "<", ">", '"', "\\", "@@", ","])
+# A HELO name only has to be visible ASCII, so only CR, LF and NUL are sure to be refused there.
+_helo_poison = st.sampled_from(["\r", "\n", "\0"])
 _junk_verb = st.from_regex(r"X[A-Z]{2,8}", fullmatch=True)
 _body = st.lists(
     st.one_of(

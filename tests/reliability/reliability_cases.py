@@ -379,59 +379,30 @@ case(
     "line-too-long-then-pipelined", raw(b"NOOP " + b"a" * 600 + b"\r\nNOOP\r\n", "500 5.5.6", "250")
 )
 # MAIL: + SIZE 26, BODY 16, SMTPUTF8 10, DSN 100 (and AUTH 500 when AUTH is offered).
-case("line-mail-664-octets", EHLO, c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 664), "250"))
-case(
-    "line-mail-665-octets",
-    EHLO,
-    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 665), "500 5.5.6"),
-    c("RCPT TO:<b@y.test>", "503 5.5.1"),
-)
-case(
-    "line-mail-554-octets-without-dsn-smtputf8",
-    EHLO,
-    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 554), "250"),
-    options={"dsn": False, "smtputf8": False},
-)
-case(
-    "line-mail-555-octets-without-dsn-smtputf8",
-    EHLO,
-    c(padded("MAIL FROM:<a@x.test>", "BODY=7BIT", 555), "500 5.5.6"),
-    options={"dsn": False, "smtputf8": False},
-)
-case(
-    "line-mail-1164-octets-auth-offered",
-    EHLO,
-    c(padded("MAIL FROM:<a@x.test>", "AUTH=<>", 1164), "250"),
-    options=AUTH_OFFERED,
-)
-case(
-    "line-mail-1165-octets-auth-offered",
-    EHLO,
-    c(padded("MAIL FROM:<a@x.test>", "AUTH=<>", 1165), "500 5.5.6"),
-    options=AUTH_OFFERED,
-)
-# RCPT: + NOTIFY/ORCPT 500 with DSN.
-case(
-    "line-rcpt-1012-octets",
-    EHLO,
-    MAIL,
-    c(padded("RCPT TO:<b@y.test>", "NOTIFY=NEVER", 1012), "250"),
-)
-case("line-rcpt-1013-octets", EHLO, MAIL, c(padded("RCPT TO:<b@y.test>", "", 1013), "500 5.5.6"))
-case(
-    "line-rcpt-512-octets-without-dsn",
-    EHLO,
-    MAIL,
-    c(padded("RCPT TO:<b@y.test>", "", 512), "250"),
-    options={"dsn": False},
-)
-case(
-    "line-rcpt-513-octets-without-dsn",
-    EHLO,
-    MAIL,
-    c(padded("RCPT TO:<b@y.test>", "", 513), "500 5.5.6"),
-    options={"dsn": False},
-)
+# RCPT: + NOTIFY/ORCPT 500 with DSN. Each limit is checked at the octet and one past it.
+NO_DSN_SMTPUTF8 = {"dsn": False, "smtputf8": False}
+for name, pre, line, suffix, limit, options in (
+    ("mail", [EHLO], "MAIL FROM:<a@x.test>", "BODY=7BIT", 664, {}),
+    (
+        "mail-without-dsn-smtputf8",
+        [EHLO],
+        "MAIL FROM:<a@x.test>",
+        "BODY=7BIT",
+        554,
+        NO_DSN_SMTPUTF8,
+    ),
+    ("mail-auth-offered", [EHLO], "MAIL FROM:<a@x.test>", "AUTH=<>", 1164, AUTH_OFFERED),
+    ("rcpt", [EHLO, MAIL], "RCPT TO:<b@y.test>", "NOTIFY=NEVER", 1012, {}),
+    ("rcpt-without-dsn", [EHLO, MAIL], "RCPT TO:<b@y.test>", "", 512, {"dsn": False}),
+):
+    case(f"line-{name}-at-{limit}", *pre, c(padded(line, suffix, limit), "250"), options=options)
+    case(
+        f"line-{name}-over-{limit}",
+        *pre,
+        c(padded(line, suffix, limit + 1), "500 5.5.6"),
+        c(line, "250"),  # the session goes on: the same command, short, is served
+        options=options,
+    )
 # AUTH with an initial response, and each SASL response: 12,288 octets (RFC 4954 §4).
 case(
     "line-auth-12285-octets",
@@ -447,20 +418,14 @@ case(
     options=AUTH_OFFERED,
 )
 case("line-auth-597-octets-not-offered", EHLO, c("AUTH PLAIN " + sasl_plain(584), "500 5.5.6"))
-case(
-    "line-sasl-response-12286-octets",
-    EHLO,
-    c("AUTH PLAIN", "334"),
-    c(sasl_plain(12284), "235"),
-    options=AUTH_OFFERED,
-)
-case(
-    "line-sasl-response-13002-octets",
-    EHLO,
-    c("AUTH PLAIN", "334"),
-    c(sasl_plain(13000), "500 5.5.6"),
-    options=AUTH_OFFERED,
-)
+for length, reply in ((12284, "235"), (13000, "500 5.5.6")):
+    case(
+        f"line-sasl-response-{length + 2}-octets",
+        EHLO,
+        c("AUTH PLAIN", "334"),
+        c(sasl_plain(length), reply),
+        options=AUTH_OFFERED,
+    )
 
 case("junk-before-greeting-command", raw(b"EHLO early.test\r\n", "220", "250"), greet=False)
 case("junk-before-greeting-binary", raw(b"\x00\xff\x10garbage\r\n", "220", "5"), greet=False)

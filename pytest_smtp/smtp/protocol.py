@@ -56,6 +56,10 @@ class _Disconnected(Exception):
 class _LineTooLong(Exception):
     """A line went past the longest any command may have; it was discarded up to its CRLF."""
 
+    def __init__(self, head: bytes = b"") -> None:
+        super().__init__()
+        self.head = head  # the first octets of the line: which command it was
+
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -190,9 +194,10 @@ class SMTPConnection(asyncio.Protocol):
             index = self._buf.find(b"\r\n", max(self._scan - 1, 0))
             if index + 2 > _AUTH_LINE:
                 # The same answer whether the long line came in one segment or in several.
+                head = bytes(self._buf[:5])
                 del self._buf[: index + 2]
                 self._scan = 0
-                raise _LineTooLong()
+                raise _LineTooLong(head)
             if index >= 0:
                 line = bytes(self._buf[: index + 2])
                 del self._buf[: index + 2]
@@ -200,8 +205,9 @@ class SMTPConnection(asyncio.Protocol):
                 return line
             self._scan = len(self._buf)
             if self._scan >= _AUTH_LINE:
+                head = bytes(self._buf[:5])
                 await self._discard_line()
-                raise _LineTooLong()
+                raise _LineTooLong(head)
             await self._wait_data()
 
     async def _discard_line(self) -> None:
@@ -235,6 +241,12 @@ class SMTPConnection(asyncio.Protocol):
         if verb == b"AUTH " and self._auth_offered():
             return _AUTH_LINE
         return _COMMAND_LINE
+
+    def _too_long_status(self, head: bytes) -> str:
+        """5.5.6 for an AUTH exchange line (RFC 4954 §6, the only code for a long line), else
+        5.5.2, a syntax error, as Postfix answers (RFC 5321 §4.5.3.1.4 gives no code)."""
+        auth = head[:5].upper() == b"AUTH " and self._auth_offered()
+        return "5.5.6" if auth else "5.5.2"
 
     def _take_buffer(self) -> bytearray:
         data = self._buf
@@ -290,14 +302,15 @@ class SMTPConnection(asyncio.Protocol):
             while not self._closed:
                 try:
                     raw = await self._readline()
-                except _LineTooLong:
+                except _LineTooLong as exc:
                     self._log("C", f"<line over {_AUTH_LINE} octets>")
-                    await self._reply(500, "5.5.6", "Line too long")
+                    await self._reply(500, self._too_long_status(exc.head), "Line too long")
                     continue
                 limit = self._line_limit(raw)
                 if len(raw) > limit:
                     self._log("C", f"<line of {len(raw)} octets, over the limit of {limit}>")
-                    await self._reply(500, "5.5.6", f"Line too long (limit {limit} octets)")
+                    status = self._too_long_status(raw)
+                    await self._reply(500, status, f"Line too long (limit {limit} octets)")
                     continue
                 if await self._dispatch(raw):
                     self._bad_commands = 0

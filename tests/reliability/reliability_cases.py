@@ -204,7 +204,7 @@ case("helo-nul", c(b"HELO a\0b.test", "501 5.5.2"), check=helo_is(None))
 case("ehlo-nul-at-end", c(b"EHLO a.test\0", "501 5.5.2"), check=helo_is(None))
 case("ehlo-255-octets", c("EHLO " + "a" * 255, "250"))
 case("ehlo-256-octets", c("EHLO " + "a" * 256, "501 5.5.4"), check=helo_is(None))
-case("helo-over-long-2000", c("HELO " + "h" * 2000, "500 5.5.6"), check=helo_is(None))
+case("helo-over-long-2000", c("HELO " + "h" * 2000, "500 5.5.2"), check=helo_is(None))
 case("ehlo-non-ascii", c("EHLO bücher.test", "501 5.5.4"), check=helo_is(None))
 case("ehlo-invalid-utf8", c(b"EHLO \xff\xfe.test", "500 5.5.2"), check=helo_is(None))
 case("ehlo-two-words", c("EHLO a.test b.test", "501"), check=helo_is(None))
@@ -288,11 +288,11 @@ case("command-with-trailing-nul", c(b"NOOP\0", "501 5.5.2"))
 case("command-with-bare-cr", c(b"NOOP\rRSET", "501 5.5.2"))
 case("verb-non-ascii", c("NÖOP", "500 5.5.2"))
 case("verb-invalid-utf8", c(b"\xff\xfe\xfd", "500 5.5.2"))
-case("line-600-octets", c("X" * 600, "500 5.5.6"))
-case("line-4000-octets-noop", c("NOOP " + "a" * 3990, "500 5.5.6"), c("NOOP", "250"))
+case("line-600-octets", c("X" * 600, "500 5.5.2"))
+case("line-4000-octets-noop", c("NOOP " + "a" * 3990, "500 5.5.2"), c("NOOP", "250"))
 case(
     "line-5000-octets-one-packet",
-    c("NOOP " + " " * 5000, "500 5.5.6"),
+    c("NOOP " + " " * 5000, "500 5.5.2"),
     c("NOOP", "250"),
 )
 case(
@@ -300,13 +300,13 @@ case(
     raw(
         b"NOOP " + b"a" * 4995,
     ),
-    raw(b"a" * 10 + b"\r\n", "500 5.5.6"),
+    raw(b"a" * 10 + b"\r\n", "500 5.5.2"),
     c("NOOP", "250"),
 )
 case(
     "line-100k-without-newline-then-newline",
     raw(b"A" * 100_000),
-    raw(b"\r\n", "500 5.5.6"),
+    raw(b"\r\n", "500 5.5.2"),
     c("NOOP", "250"),
 )
 
@@ -365,18 +365,18 @@ case("line-cr-cr-lf", c(b"NOOP\r", "501 5.5.2"))
 case("line-512-octets", c(padded("NOOP", "", 512), "250"))
 case(
     "line-513-octets",
-    c(padded("NOOP", "", 513), "500 5.5.6"),
+    c(padded("NOOP", "", 513), "500 5.5.2"),
     c("NOOP", "250"),
     check=in_transcript("<line of 513 octets, over the limit of 512>"),
 )
 case(
     "line-513-octets-two-packets",
     raw(b"NOOP " + b"a" * 300),
-    raw(b"a" * 206 + b"\r\n", "500 5.5.6"),
+    raw(b"a" * 206 + b"\r\n", "500 5.5.2"),
     c("NOOP", "250"),
 )
 case(
-    "line-too-long-then-pipelined", raw(b"NOOP " + b"a" * 600 + b"\r\nNOOP\r\n", "500 5.5.6", "250")
+    "line-too-long-then-pipelined", raw(b"NOOP " + b"a" * 600 + b"\r\nNOOP\r\n", "500 5.5.2", "250")
 )
 # MAIL: + SIZE 26, BODY 16, SMTPUTF8 10, DSN 100 (and AUTH 500 when AUTH is offered).
 # RCPT: + NOTIFY/ORCPT 500 with DSN. Each limit is checked at the octet and one past it.
@@ -399,7 +399,7 @@ for name, pre, line, suffix, limit, options in (
     case(
         f"line-{name}-over-{limit}",
         *pre,
-        c(padded(line, suffix, limit + 1), "500 5.5.6"),
+        c(padded(line, suffix, limit + 1), "500 5.5.2"),
         c(line, "250"),  # the session goes on: the same command, short, is served
         options=options,
     )
@@ -417,7 +417,7 @@ case(
     c("AUTH PLAIN " + sasl_plain(8), "235"),
     options=AUTH_OFFERED,
 )
-case("line-auth-597-octets-not-offered", EHLO, c("AUTH PLAIN " + sasl_plain(584), "500 5.5.6"))
+case("line-auth-597-octets-not-offered", EHLO, c("AUTH PLAIN " + sasl_plain(584), "500 5.5.2"))
 for length, reply in ((12284, "235"), (13000, "500 5.5.6")):
     case(
         f"line-sasl-response-{length + 2}-octets",

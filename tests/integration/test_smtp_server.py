@@ -167,7 +167,8 @@ def test_bare_lf_never_ends_a_command_line(raw: Raw, server: SMTPServer) -> None
 
 def test_command_line_length_limits(server: SMTPServer) -> None:
     """512 octets with CRLF (RFC 5321 §4.5.3.1.4); MAIL and RCPT get the SIZE, BODY, SMTPUTF8
-    and DSN allowances; over the limit is 500 5.5.2 (5.5.6 on AUTH lines) and the session goes on."""
+    and DSN allowances; over the limit is 500 5.5.2 (5.5.6 on AUTH lines) and the session
+    goes on."""
     with smtplib.SMTP(*server.address, timeout=5) as client:
         client.ehlo("client.test")
         assert client.docmd("NOOP", "a" * 505)[0] == 250  # 512 octets

@@ -2,8 +2,9 @@
 
 For trying an application by hand, or testing a program that is not written in Python: the
 server prints one line per transaction (outcome, sender, recipients, subject) and, with
-``--save-dir``, writes every accepted message as a ``.eml`` file. Options have the same names
-as everywhere else (``--max-size`` is ``max_size``). Stop it with Ctrl-C or SIGTERM.
+``--save-dir``, writes every accepted message as a ``.eml`` file. Its arguments are the server
+options of :meth:`ServerOptions.schema` under the same names (``--max-size`` is ``max_size``).
+Stop it with Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run a capturing SMTP server")
-    serve.add_argument("--host", default="127.0.0.1", help="IP address to bind (127.0.0.1)")
-    serve.add_argument("--port", default="0", help="port to bind (0: the kernel picks one)")
-    serve.add_argument("--hostname", help="name in the greeting and the certificate")
-    serve.add_argument("--tls", help="starttls or implicit")
-    serve.add_argument("--auth", help="'any' or 'user:password,user2:password2'")
-    serve.add_argument("--auth-require-tls", help="refuse AUTH before TLS (default true)")
-    serve.add_argument("--max-size", help="largest message in bytes (K/M suffixes; 0 = none)")
+    # Every server option, from the one schema: --max-size is max_size.
+    for spec in ServerOptions.schema():
+        serve.add_argument(
+            "--" + spec.name.replace("_", "-"),
+            dest=spec.name,
+            metavar="VALUE",
+            help=spec.plain_help,
+        )
     serve.add_argument("--save-dir", type=Path, help="write each accepted message as .eml here")
     return parser
 
@@ -52,18 +54,10 @@ def _describe(txn: Transaction) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pytest_smtp``; returns the exit status."""
     args = _parser().parse_args(argv)
-    given = {
-        "host": args.host,
-        "port": args.port,
-        "hostname": args.hostname,
-        "tls": args.tls,
-        "auth": args.auth,
-        "auth_require_tls": args.auth_require_tls,
-        "max_size": args.max_size,
-    }
+    given = {name: getattr(args, name) for name in ServerOptions.names()}
     try:
         options = ServerOptions.build(**{k: v for k, v in given.items() if v is not None})
-    except (OptionError, ValueError) as exc:
+    except OptionError as exc:
         print(f"python -m pytest_smtp serve: {exc}", file=sys.stderr)
         return 2
     save_dir: Path | None = args.save_dir

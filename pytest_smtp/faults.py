@@ -15,12 +15,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from .mail import STAGES, Message, Reply, SessionInfo, Transaction
-
-if TYPE_CHECKING:
-    from .smtp.protocol import SMTPConnection
 
 __all__ = [
     "FaultContext",
@@ -451,10 +448,19 @@ class FaultSet:
         )
 
     # -- evaluation (engine loop) ----------------------------------------------------------
-    async def evaluate(self, stage: str, conn: SMTPConnection, **context: Any) -> Verdict | None:
-        """The verdict for ``stage`` in ``conn``: bare delays add up, the first other rule wins."""
-        assert conn.session is not None
-        ctx = FaultContext(stage=stage, session=conn.session, transaction=conn.txn, **context)
+    async def evaluate(
+        self,
+        stage: str,
+        session: SessionInfo | None,
+        transaction: Transaction | None = None,
+        **context: Any,
+    ) -> Verdict | None:
+        """The verdict for ``stage`` of ``session`` (and the open ``transaction``, if any):
+        bare delays add up, the first other rule wins. ``context`` fills the rest of
+        :class:`FaultContext` (``address``, ``message``, ``helo``, ``mechanism``)."""
+        if session is None:
+            raise ValueError(f"evaluate({stage!r}) needs the connection's SessionInfo, not None")
+        ctx = FaultContext(stage=stage, session=session, transaction=transaction, **context)
         delay = 0.0
         for rule in self.rules:
             verdict = rule.decide(ctx)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from ._stash import CONFIG_KEY, SERVERS_KEY, SMTPConfig
 from .smtp.options import OptionError, ServerOptions
 from .smtp.server import SMTPServer
 from .smtp.tls import TestCA, default_ca
@@ -18,13 +19,11 @@ if TYPE_CHECKING:
     # Imported where used: a run that never asks for DNS or POP3/IMAP does not load them.
     from .fakedns import FakeDNS
     from .mail import Mailbox
-    from .plugin import SMTPConfig
     from .relay import MailNetwork
     from .retrieval.imap import IMAPServer
     from .retrieval.pop3 import POP3Server
 
 __all__ = [
-    "SERVERS_KEY",
     "SMTPServerFactory",
     "smtp_dns",
     "smtp_imap",
@@ -37,9 +36,6 @@ __all__ = [
     "smtp_server_factory",
     "smtp_tls",
 ]
-
-#: Servers a test used, for the "Captured smtp" report section.
-SERVERS_KEY = pytest.StashKey[list[Any]]()
 
 
 class SMTPServerFactory(Protocol):
@@ -69,8 +65,6 @@ class _Session:
 
 
 def _config(request: pytest.FixtureRequest) -> SMTPConfig:
-    from .plugin import CONFIG_KEY
-
     return request.config.stash[CONFIG_KEY]
 
 
@@ -97,7 +91,7 @@ def _marker_options(request: pytest.FixtureRequest, base: ServerOptions) -> Serv
 
 
 def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
-    """The session's --smtp-timeout and --smtp-seed, as every fixture's server gets them."""
+    """The session's --smtp-wait-timeout and --smtp-seed, as every fixture's server gets them."""
     server.mailbox.default_timeout = cfg.wait_timeout
     server.transactions.default_timeout = cfg.wait_timeout
     server.faults.seed = cfg.seed

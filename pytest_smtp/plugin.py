@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
+from ._stash import CONFIG_KEY, SERVERS_KEY, SMTPConfig
 from .asserts import explain_compare
-from .fixtures import SERVERS_KEY
-from .smtp.options import OptionError, ServerOptions
-from .smtp.tls import TLS_MODES
+from .smtp.options import OptionError, ServerOptions, marker_help, positive_seconds
 
 # The fixtures module is a plugin of its own, loaded with this one.
 pytest_plugins = ["pytest_smtp.fixtures"]
@@ -25,12 +24,18 @@ TRANSCRIPT_MODES = ("on-failure", "always", "never")
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One ``--smtp-NAME`` option and its ``smtp_NAME`` ini twin."""
+    """One ``--smtp-NAME`` option and its ``smtp_NAME`` ini twin.
+
+    ``deprecated`` names an old ``--smtp-OLD`` / ``smtp_OLD`` pair that still works for this
+    setting, with a :class:`pytest.PytestDeprecationWarning`.
+    """
 
     name: str
     help: str
     default: str | None
     parse: Callable[[str], Any]
+    server_option: bool = False
+    deprecated: str | None = None
 
     @property
     def flag(self) -> str:
@@ -40,15 +45,13 @@ class Setting:
     def ini(self) -> str:
         return "smtp_" + self.name
 
+    @property
+    def old_flag(self) -> str | None:
+        return None if self.deprecated is None else "--smtp-" + self.deprecated.replace("_", "-")
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise OptionError(f"must be a number of seconds, not {text!r}") from None
-    if value <= 0:
-        raise OptionError(f"must be more than 0 seconds, not {text!r}")
-    return value
+    @property
+    def old_ini(self) -> str | None:
+        return None if self.deprecated is None else "smtp_" + self.deprecated
 
 
 def _transcript(text: str) -> str:
@@ -73,35 +76,19 @@ def _server_option(name: str) -> Callable[[str], Any]:
 
 
 SETTINGS = (
-    Setting(
-        "host",
-        "IP address the SMTP servers bind to (default 127.0.0.1; keep it on loopback)",
-        None,
-        _server_option("host"),
+    # The server options that are also run settings: name, help and parser from the schema.
+    *(
+        Setting(spec.name, spec.plain_help, None, _server_option(spec.name), server_option=True)
+        for spec in ServerOptions.schema()
+        if spec.setting
     ),
     Setting(
-        "hostname", "name the SMTP server gives in its greeting", None, _server_option("hostname")
-    ),
-    Setting(
-        "timeout", "default timeout of mailbox.wait_for() in seconds (default 5)", "5", _seconds
-    ),
-    Setting(
-        "max_size",
-        "largest message accepted, in bytes (K/M suffixes; 0 = no limit)",
-        None,
-        _server_option("max_size"),
-    ),
-    Setting(
-        "tls",
-        f"TLS mode of smtp_server: {', '.join(str(m) for m in TLS_MODES)}",
-        None,
-        _server_option("tls"),
-    ),
-    Setting(
-        "auth_require_tls",
-        "refuse AUTH before TLS (true/false; default true)",
-        None,
-        _server_option("auth_require_tls"),
+        "wait_timeout",
+        "default timeout in seconds of mailbox.wait_for(), transactions.wait_for() and the "
+        "waiting assert_* helpers (default 5; not the server's idle timeout)",
+        "5",
+        lambda text: positive_seconds("wait_timeout", text),
+        deprecated="timeout",
     ),
     Setting(
         "transcript",
@@ -129,42 +116,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=setting.help,
         )
         parser.addini(setting.ini, setting.help, default=None)
+        if setting.old_flag is not None and setting.old_ini is not None:
+            note = f"deprecated alias of {setting.flag} / {setting.ini}"
+            group.addoption(
+                setting.old_flag, dest=setting.old_ini, default=None, metavar="SECONDS", help=note
+            )
+            parser.addini(setting.old_ini, note, default=None)
 
 
-@dataclasses.dataclass
-class SMTPConfig:
-    """The resolved settings (marker > CLI > ini > default), stored on ``config.stash``."""
-
-    values: dict[str, Any]
-    base_options: ServerOptions
-    seed: int
-    wait_timeout: float
-    transcript: str
-    save_dir: str | None
-
-
-CONFIG_KEY = pytest.StashKey[SMTPConfig]()
+def _raw_value(config: pytest.Config, setting: Setting) -> tuple[str | None, str]:
+    """The setting's text and where it came from: new flag, old flag, new ini, old ini."""
+    places: list[tuple[str, bool, str]] = [(setting.ini, True, setting.flag)]
+    if setting.old_ini is not None and setting.old_flag is not None:
+        places.append((setting.old_ini, True, setting.old_flag))
+    places.append((setting.ini, False, f"ini {setting.ini}"))
+    if setting.old_ini is not None:
+        places.append((setting.old_ini, False, f"ini {setting.old_ini}"))
+    for dest, is_flag, source in places:
+        raw = config.getoption(dest) if is_flag else (config.getini(dest) or None)
+        if raw is None:
+            continue
+        if dest == setting.old_ini:
+            config.issue_config_time_warning(
+                pytest.PytestDeprecationWarning(
+                    f"{source} is deprecated: use {setting.flag} / ini {setting.ini} (the wait "
+                    f"default). The name 'timeout' means the server's idle timeout everywhere "
+                    f"else (@pytest.mark.smtp(timeout=...))."
+                ),
+                stacklevel=2,
+            )
+        return str(raw), source
+    return setting.default, "default"
 
 
 def _resolve(config: pytest.Config) -> SMTPConfig:
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        raw = config.getoption(setting.ini)
-        source = setting.flag
-        if raw is None:
-            raw = config.getini(setting.ini) or None
-            source = f"ini {setting.ini}"
-        if raw is None:
-            raw, source = setting.default, "default"
+        raw, source = _raw_value(config, setting)
         if raw is None:
             continue
         try:
-            values[setting.name] = setting.parse(str(raw))
+            values[setting.name] = setting.parse(raw)
         except OptionError as exc:
             raise pytest.UsageError(
                 f"{setting.flag} / {setting.ini} (from {source}): {exc}"
             ) from None
-    server_keys = {"host", "hostname", "max_size", "tls", "auth_require_tls"}
+    server_keys = {s.name for s in SETTINGS if s.server_option}
     try:
         base = ServerOptions.build(**{k: v for k, v in values.items() if k in server_keys})
     except OptionError as exc:
@@ -181,19 +178,14 @@ def _resolve(config: pytest.Config) -> SMTPConfig:
         values=values,
         base_options=base,
         seed=seed,
-        wait_timeout=values.get("timeout", 5.0),
+        wait_timeout=values.get("wait_timeout", 5.0),
         transcript=values.get("transcript", "on-failure"),
         save_dir=values.get("save_dir"),
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "smtp(**options): run the test against an SMTP server with these options "
-        "(hostname, tls, require_tls, auth, auth_mechanisms, require_auth, auth_require_tls, "
-        "max_size, max_recipients, smtputf8, dsn, timeout, strict_line_endings)",
-    )
+    config.addinivalue_line("markers", marker_help())
     config.addinivalue_line(
         "markers",
         "smtp_fault(stage, action='reject', *args, **matchers): add a fault rule to smtp_server "

@@ -26,15 +26,56 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import dns.asyncresolver
+import dns.name
 import dns.resolver
 
-if TYPE_CHECKING:
-    from pytest_smtp.fakedns.server import FakeDNS
+__all__ = ["Addresses", "PatchTarget", "active_servers", "patched", "server_changed"]
 
-__all__ = ["active_servers", "patched", "server_changed"]
+R = TypeVar("R", bound=dns.resolver.BaseResolver)
+
+
+@dataclass
+class Addresses:
+    """What a fake name resolves to, for the patched socket functions."""
+
+    canonical: str
+    """The name at the end of the CNAME chain (no trailing dot)."""
+    aliases: list[str]
+    """The CNAME owners on the way, in order."""
+    addresses: list[str]
+    """The addresses found, as text."""
+
+
+class PatchTarget(Protocol):
+    """What this module needs from a fake nameserver (:class:`~pytest_smtp.fakedns.FakeDNS`).
+
+    Defined here, so that the server imports this module and never the other way round.
+    """
+
+    @property
+    def nameserver(self) -> tuple[str, int]:
+        """``(host, port)``; raises while the server is not started."""
+
+    def is_fake(self, name: str | bytes | dns.name.Name | None) -> bool:
+        """True when ``name`` is inside one of the server's zones."""
+
+    def resolver(self) -> dns.asyncresolver.Resolver:
+        """A new async resolver asking the server."""
+
+    def sync_resolver(self) -> dns.resolver.Resolver:
+        """A new resolver asking the server."""
+
+    def configure(self, resolver: R) -> R:
+        """Point ``resolver`` at the server."""
+
+    def lookup_addresses(self, host: str, rdtypes: tuple[str, ...]) -> Addresses:
+        """Addresses of ``host`` (a fake name); ``socket.gaierror`` as the C library reports."""
+
+
+S = TypeVar("S", bound=PatchTarget)
 
 _EAI_NODATA: int = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
 
@@ -57,17 +98,17 @@ class _Saved:
 
 
 _lock = threading.RLock()
-_stack: list[FakeDNS] = []
+_stack: list[PatchTarget] = []
 _saved: _Saved | None = None
 
 
-def active_servers() -> tuple[FakeDNS, ...]:
+def active_servers() -> tuple[PatchTarget, ...]:
     """The FakeDNS instances whose ``patch()`` block is active, outermost first."""
     return tuple(_stack)
 
 
 @contextlib.contextmanager
-def patched(server: FakeDNS) -> Iterator[FakeDNS]:
+def patched(server: S) -> Iterator[S]:
     """Context manager behind :meth:`FakeDNS.patch`."""
     _push(server)
     try:
@@ -76,7 +117,7 @@ def patched(server: FakeDNS) -> Iterator[FakeDNS]:
         _pop(server)
 
 
-def _push(server: FakeDNS) -> None:
+def _push(server: PatchTarget) -> None:
     server.nameserver  # noqa: B018 -- fail here, not in a hook, when the server is not started
     with _lock:
         if not _stack:
@@ -85,7 +126,7 @@ def _push(server: FakeDNS) -> None:
         _point_defaults(server)
 
 
-def _pop(server: FakeDNS) -> None:
+def _pop(server: PatchTarget) -> None:
     with _lock:
         for index in range(len(_stack) - 1, -1, -1):
             if _stack[index] is server:
@@ -97,14 +138,14 @@ def _pop(server: FakeDNS) -> None:
             _uninstall()
 
 
-def server_changed(server: FakeDNS) -> None:
+def server_changed(server: PatchTarget) -> None:
     """Re-create the patched default resolvers when ``server`` (innermost) changed settings."""
     with _lock:
         if _stack and _stack[-1] is server:
             _point_defaults(server)
 
 
-def _point_defaults(server: FakeDNS) -> None:
+def _point_defaults(server: PatchTarget) -> None:
     dns.resolver.default_resolver = server.sync_resolver()
     dns.asyncresolver.default_resolver = server.resolver()  # type: ignore[assignment]
 
@@ -160,7 +201,7 @@ def _original(name: str) -> Callable[..., Any]:
     return originals[name]
 
 
-def _server_for(host: object) -> tuple[FakeDNS, str] | None:
+def _server_for(host: object) -> tuple[PatchTarget, str] | None:
     """The innermost active FakeDNS serving ``host``, and ``host`` as text; None otherwise."""
     servers = tuple(_stack)
     if not servers or host is None:
@@ -240,7 +281,7 @@ def _getaddrinfo(
     else:
         raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
     number = _port_number(port, type)
-    result = server._lookup_addresses(name, rdtypes)
+    result = server.lookup_addresses(name, rdtypes)
     if not result.addresses:
         if not server.is_fake(result.canonical):
             # A CNAME out of the fake zones: resolve the target the ordinary way.
@@ -268,7 +309,7 @@ def _gethostbyname(hostname: str) -> str:
     if found is None:
         return str(_original("gethostbyname")(hostname))
     server, name = found
-    result = server._lookup_addresses(name, ("A",))
+    result = server.lookup_addresses(name, ("A",))
     if not result.addresses:
         if not server.is_fake(result.canonical):
             return str(_original("gethostbyname")(result.canonical))
@@ -282,7 +323,7 @@ def _gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
         canonical, aliases, addresses = _original("gethostbyname_ex")(hostname)
         return canonical, aliases, addresses
     server, name = found
-    result = server._lookup_addresses(name, ("A",))
+    result = server.lookup_addresses(name, ("A",))
     if not result.addresses:
         if not server.is_fake(result.canonical):
             canonical, aliases, addresses = _original("gethostbyname_ex")(result.canonical)

@@ -29,7 +29,9 @@ import dns.rdatatype
 import dns.resolver
 
 from pytest_smtp.engine import LISTEN_BACKLOG, LoopServer, bind_socket
+from pytest_smtp.fakedns.patch import Addresses, patched, server_changed
 from pytest_smtp.fakedns.zone import (
+    MAX_CNAME_HOPS,
     NameLike,
     RecordBuilder,
     Zone,
@@ -39,6 +41,7 @@ from pytest_smtp.fakedns.zone import (
     to_name,
     to_rdtype,
 )
+from pytest_smtp.smtp.options import positive_seconds
 
 if TYPE_CHECKING:
     import dns.rdata
@@ -56,7 +59,6 @@ _UDP_PLAIN_LIMIT = 512
 _TCP_LIMIT = 65535
 _TCP_IDLE_TIMEOUT = 30.0
 _BIND_ATTEMPTS = 50
-_MAX_CNAME_HOPS = 16
 
 
 @dataclass(frozen=True)
@@ -163,13 +165,6 @@ class Fault:
         return bool(qname == dns.name.from_text(self.name, origin=dns.name.root))
 
 
-@dataclass
-class _Addresses:
-    canonical: str
-    aliases: list[str]
-    addresses: list[str]
-
-
 class _UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: FakeDNS) -> None:
         self.server = server
@@ -204,9 +199,8 @@ class FakeDNS(LoopServer, RecordBuilder):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lifetime: float = 5.0) -> None:
         super().__init__(host=host, port=port)
-        self._check_lifetime(lifetime)
-        self._default_lifetime = float(lifetime)
-        self._lifetime = float(lifetime)
+        self._default_lifetime = positive_seconds("lifetime", lifetime)
+        self._lifetime = self._default_lifetime
         self.zones: ZoneSet = ZoneSet()
         """The zones served."""
         self._queries = QueryLog()
@@ -225,16 +219,8 @@ class FakeDNS(LoopServer, RecordBuilder):
 
     @lifetime.setter
     def lifetime(self, value: float) -> None:
-        self._check_lifetime(value)
-        self._lifetime = float(value)
-        from pytest_smtp.fakedns.patch import server_changed
-
+        self._lifetime = positive_seconds("lifetime", value)
         server_changed(self)
-
-    @staticmethod
-    def _check_lifetime(lifetime: float) -> None:
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
-            raise ValueError(f"lifetime must be a positive number of seconds, not {lifetime!r}")
 
     def __repr__(self) -> str:
         where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
@@ -419,8 +405,6 @@ class FakeDNS(LoopServer, RecordBuilder):
         names inside the fake zones here and pass every other name to the originals.
         Everything is restored on exit, also when the block raised. Nesting is allowed.
         """
-        from pytest_smtp.fakedns.patch import patched
-
         return patched(self)
 
     # -- serving ---------------------------------------------------------------------------
@@ -664,11 +648,12 @@ class FakeDNS(LoopServer, RecordBuilder):
         response, _ = dns.query.udp_with_fallback(query, host, timeout=self.lifetime, port=port)
         return response
 
-    def _lookup_addresses(self, host: str, rdtypes: tuple[str, ...]) -> _Addresses:
-        """Addresses of a fake name for the patched socket functions; ``socket.gaierror`` on
-        failure, as the C library reports it."""
+    def lookup_addresses(self, host: str, rdtypes: tuple[str, ...]) -> Addresses:
+        """Addresses of a fake name, for the patched socket functions: the ``rdtypes``
+        (``"A"``, ``"AAAA"``) in order, CNAMEs followed; ``socket.gaierror`` on failure, as the
+        C library reports it."""
         qname = to_name(host)
-        result = _Addresses(_norm(host), [], [])
+        result = Addresses(_norm(host), [], [])
         for index, type_text in enumerate(rdtypes):
             rdtype = dns.rdatatype.from_text(type_text)
             try:
@@ -684,7 +669,7 @@ class FakeDNS(LoopServer, RecordBuilder):
                 raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
             name = qname
             aliases: list[str] = []
-            for _ in range(_MAX_CNAME_HOPS):
+            for _ in range(MAX_CNAME_HOPS):
                 rrset = response.get_rrset(response.answer, name, dns.rdataclass.IN, rdtype)
                 if rrset is not None:
                     result.addresses.extend(rd.address for rd in rrset)

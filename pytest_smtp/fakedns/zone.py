@@ -45,6 +45,7 @@ import dns.zonefile
 
 __all__ = [
     "DEFAULT_TTL",
+    "MAX_CNAME_HOPS",
     "NameLike",
     "RecordBuilder",
     "RecordValue",
@@ -67,7 +68,9 @@ RecordValue = Union[str, dns.rdata.Rdata]  # noqa: UP007
 
 _IN = dns.rdataclass.IN
 _MAX_TTL = 2**31 - 1
-_MAX_CNAME_HOPS = 16
+#: How many CNAMEs a lookup follows before it gives up (the fake nameserver, the patched socket
+#: functions and the relay's MX routing use this one limit).
+MAX_CNAME_HOPS = 16
 # Relative names in loaded text land under this origin when the caller gave none, so they can
 # be reported instead of silently becoming top-level names.
 _NO_ORIGIN = dns.name.from_text("origin-required.pytest-smtp.invalid.")
@@ -742,7 +745,7 @@ class ZoneSet(RecordBuilder):
             return Resolution(dns.rcode.REFUSED)
         result = Resolution(dns.rcode.NOERROR, authoritative=True)
         seen = {name}
-        for _ in range(_MAX_CNAME_HOPS):
+        for _ in range(MAX_CNAME_HOPS):
             node, exists = zone._find(name)
             if not exists:
                 result.rcode = dns.rcode.NXDOMAIN

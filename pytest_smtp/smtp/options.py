@@ -1,30 +1,41 @@
 """The server options: one schema, one name per concept.
 
-The same keyword means the same thing in ``SMTPServer(...)``, the ``smtp`` marker, the factory
-fixture and the ``--smtp-NAME`` / ``smtp_NAME`` ini settings. Validation lives here once; a bad
-value raises :class:`OptionError` (a ``ValueError``) naming what would be right.
+Each :class:`ServerOptions` field carries its name, type, default, valid values and help
+(:meth:`ServerOptions.schema`). Everything else is generated from it: the ``--smtp-NAME`` /
+``smtp_NAME`` ini settings of the plugin, the ``smtp`` marker's help, the arguments of
+``python -m pytest_smtp serve``, the options list of the ``SMTPServer`` docstring and the table
+in ``docs/reference/options.md``. The same keyword means the same thing in all of them.
+Validation lives here once; a bad value raises :class:`OptionError` (a ``ValueError``) naming
+what would be right.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
+
+from .tls import TLSMode
 
 __all__ = [
     "AUTH_MECHANISMS",
     "DEFAULT_AUTH_MECHANISMS",
     "OptionError",
+    "OptionSpec",
     "ServerOptions",
+    "TLSMode",
+    "marker_help",
+    "options_docstring",
+    "options_table",
     "parse_bool",
+    "positive_seconds",
 ]
 
 #: Every mechanism the server implements.
 AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
 #: Offered when ``auth_mechanisms`` is not given.
 DEFAULT_AUTH_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
-
-TLSMode = Literal["starttls", "implicit"]
 
 
 class OptionError(ValueError):
@@ -69,6 +80,33 @@ def _parse_size(name: str, value: Any, *, allow_none: bool) -> int | None:
     return number
 
 
+def _parse_max_size(name: str, value: Any) -> int | None:
+    return _parse_size(name, value, allow_none=True) or None
+
+
+def _parse_stored_auth(
+    name: str, value: Any
+) -> tuple[tuple[str, str], ...] | Literal["any"] | None:
+    auth = _parse_auth(value)
+    return tuple(sorted(auth.items())) if isinstance(auth, dict) else auth
+
+
+def _parse_host(name: str, value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise OptionError(
+            f"{name} must be an IP address to bind, such as 127.0.0.1 or ::1, not {value!r}"
+        ) from None
+
+
+def _parse_port(name: str, value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) > 65535:
+        raise OptionError(f"{name} must be a port number from 0 to 65535, not {value!r}")
+    return int(text)
+
+
 def _parse_count(name: str, value: Any) -> int:
     number = _parse_size(name, value, allow_none=False)
     if not number:
@@ -76,13 +114,19 @@ def _parse_count(name: str, value: Any) -> int:
     return number
 
 
-def _parse_float(name: str, value: Any) -> float:
+def positive_seconds(name: str, value: Any) -> float:
+    """``value`` as a number of seconds more than 0 (text allowed), or :class:`OptionError`.
+
+    The one check behind every timeout and lifetime setting of the package.
+    """
+    if isinstance(value, bool):
+        raise OptionError(f"{name} must be a number of seconds, not {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise OptionError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not number > 0:
-        raise OptionError(f"{name} must be more than 0 seconds, not {value!r}")
+    if not number > 0 or number == float("inf"):
+        raise OptionError(f"{name} must be more than 0 seconds (and finite), not {value!r}")
     return number
 
 
@@ -91,6 +135,8 @@ def _parse_auth(value: Any) -> dict[str, str] | Literal["any"] | None:
         return None
     if value == "any":
         return "any"
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        value = dict(value)  # the stored form, from a base ServerOptions
     if isinstance(value, Mapping):
         table: dict[str, str] = {}
         for user, password in value.items():
@@ -115,7 +161,7 @@ def _parse_auth(value: Any) -> dict[str, str] | Literal["any"] | None:
     )
 
 
-def _parse_mechanisms(value: Any) -> tuple[str, ...]:
+def _parse_mechanisms(name: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_AUTH_MECHANISMS
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
@@ -132,7 +178,7 @@ def _parse_mechanisms(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(result))
 
 
-def _parse_tls(value: Any) -> TLSMode | None:
+def _parse_tls(name: str, value: Any) -> TLSMode | None:
     if value is None or (isinstance(value, str) and value.lower() in ("", "none", "off", "no")):
         return None
     if isinstance(value, str) and value.lower() in ("starttls", "implicit"):
@@ -140,7 +186,7 @@ def _parse_tls(value: Any) -> TLSMode | None:
     raise OptionError(f"tls must be None, 'starttls' or 'implicit', not {value!r}")
 
 
-def _parse_hostname(value: Any) -> str:
+def _parse_hostname(name: str, value: Any) -> str:
     text = str(value)
     if not text or any(c in text for c in "\r\n\0 \t") or not text.isascii():
         raise OptionError(
@@ -150,24 +196,175 @@ def _parse_hostname(value: Any) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class ServerOptions:
-    """Validated options of an :class:`~pytest_smtp.SMTPServer` (hashable: fixtures cache on it)."""
+class OptionSpec:
+    """One server option as the schema describes it: everything the generated places need."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    hostname: str = "smtp.pytest-smtp.test"
-    tls: TLSMode | None = None
-    require_tls: bool = False
-    auth: tuple[tuple[str, str], ...] | Literal["any"] | None = None
-    auth_mechanisms: tuple[str, ...] = DEFAULT_AUTH_MECHANISMS
-    require_auth: bool = False
-    auth_require_tls: bool = True
-    max_size: int | None = 33_554_432
-    max_recipients: int = 1000
-    smtputf8: bool = True
-    dsn: bool = True
-    timeout: float = 300.0
-    strict_line_endings: bool = False
+    name: str
+    """The keyword, ``max_size``: the CLI argument is ``--max-size``."""
+    default: Any
+    """The value when the option is not given."""
+    help: str
+    """What the option does, one sentence or two."""
+    valid: str
+    """The values it accepts, in words (also the text forms, for the CLI and ini files)."""
+    parse: Callable[[str, Any], Any] = dataclasses.field(repr=False, compare=False)
+    """``parse(name, value) -> value``: validate and convert (text allowed), or ``OptionError``."""
+    setting: bool = False
+    """Also a run setting: ``--smtp-NAME`` and the ini key ``smtp_NAME`` give the base value."""
+
+    @property
+    def flag(self) -> str:
+        """The plugin's command-line flag, ``--smtp-NAME`` (dashes for underscores)."""
+        return "--smtp-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        """The ini key, ``smtp_NAME``."""
+        return "smtp_" + self.name
+
+    @property
+    def plain_help(self) -> str:
+        """Help and valid values for a terminal: ``help (valid; default X)``."""
+        text = f"{self.help} ({self.valid}; default {self.default_text})"
+        return text.replace("`", "")
+
+    @property
+    def default_text(self) -> str:
+        """The default as it is written in Python."""
+        if isinstance(self.default, tuple):
+            return "(" + ", ".join(f'"{item}"' for item in self.default) + ")"
+        if isinstance(self.default, str):
+            return f'"{self.default}"'
+        return repr(self.default)
+
+
+_BOOL = "bool (text: `true/false`, `yes/no`, `on/off`, `1/0`)"
+
+
+def _option(
+    default: Any,
+    parse: Callable[[str, Any], Any],
+    help: str,
+    valid: str,
+    *,
+    setting: bool = False,
+) -> Any:
+    spec = {"help": help, "valid": valid, "parse": parse, "setting": setting}
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Validated options of an :class:`~pytest_smtp.SMTPServer` (hashable: fixtures cache on it).
+
+    The fields are the schema (:meth:`schema`): build instances with :meth:`build`, which
+    validates every value and accepts text as from the CLI or an ini file.
+    """
+
+    host: str = _option(
+        "127.0.0.1",
+        _parse_host,
+        "address to bind (keep it on loopback)",
+        "an IP address",
+        setting=True,
+    )
+    port: int = _option(
+        0,
+        _parse_port,
+        "port to bind (leave it at 0)",
+        "a port number from 0 to 65535; `0` = chosen by the kernel",
+    )
+    hostname: str = _option(
+        "smtp.pytest-smtp.test",
+        _parse_hostname,
+        "name in the greeting and EHLO reply, and in the TLS certificate",
+        "a plain ASCII host name, no spaces",
+        setting=True,
+    )
+    tls: TLSMode | None = _option(  # noqa: RUF009 -- a frozen field spec, built once
+        None,
+        _parse_tls,
+        "offer STARTTLS, or TLS from the first byte",
+        '`None`, `"starttls"`, `"implicit"` (text: `none`, `starttls`, `implicit`)',
+        setting=True,
+    )
+    require_tls: bool = _option(
+        False,
+        parse_bool,
+        "MAIL and AUTH before STARTTLS get `530 5.7.0 Must issue a STARTTLS command first`; "
+        "needs `tls`",
+        _BOOL,
+    )
+    auth: tuple[tuple[str, str], ...] | Literal["any"] | None = _option(
+        None,
+        _parse_stored_auth,
+        "offer AUTH; check credentials, or accept any",
+        '`None`, `"any"`, `{user: password}` (text form `"user:pw,user2:pw2"`)',
+    )
+    auth_mechanisms: tuple[str, ...] = _option(
+        DEFAULT_AUTH_MECHANISMS,
+        _parse_mechanisms,
+        "mechanisms offered, in this order",
+        "any of `PLAIN`, `LOGIN`, `CRAM-MD5`, `XOAUTH2` (a list, or text separated by "
+        "spaces or commas)",
+    )
+    require_auth: bool = _option(
+        False,
+        parse_bool,
+        "MAIL before AUTH gets `530 5.7.0 Authentication required`; needs `auth`",
+        _BOOL,
+    )
+    auth_require_tls: bool = _option(
+        True,
+        parse_bool,
+        "AUTH not offered before TLS; AUTH in the clear gets `538 5.7.11`. With `auth` and no "
+        "`tls`, must be `False`",
+        _BOOL,
+        setting=True,
+    )
+    max_size: int | None = _option(
+        33_554_432,
+        _parse_max_size,
+        "largest message accepted, advertised in `SIZE`; `MAIL ... SIZE=` over it or a larger "
+        "message gets `552 5.3.4`",
+        "bytes, a whole number ≥ 0 (suffix `K`/`KiB`/`M`/`MiB` allowed in text); `0` or `None` "
+        "= no limit",
+        setting=True,
+    )
+    max_recipients: int = _option(
+        1000,
+        _parse_count,
+        "RCPT beyond it gets `452 4.5.3 Too many recipients`",
+        "a whole number ≥ 1",
+    )
+    smtputf8: bool = _option(
+        True,
+        parse_bool,
+        "advertise and accept `SMTPUTF8` (internationalised addresses)",
+        _BOOL,
+    )
+    dsn: bool = _option(
+        True,
+        parse_bool,
+        "advertise `DSN` and accept `RET ENVID NOTIFY ORCPT` as sent (RFC 3461); `False` models "
+        "a hop without DSN: those parameters get `555 5.5.4`",
+        _BOOL,
+    )
+    timeout: float = _option(
+        300.0,
+        positive_seconds,
+        "idle timeout of a connection: `421 4.4.2` and close after that long without a byte "
+        "from the client (a slow but flowing DATA upload is never cut off). Not the wait "
+        "timeout (`--smtp-wait-timeout`)",
+        "seconds, a number > 0",
+    )
+    strict_line_endings: bool = _option(
+        False,
+        parse_bool,
+        "bare CR or LF in the message gets `550 5.5.2`; when off, the message is accepted and "
+        "the bare line endings are recorded in `message.defects`",
+        _BOOL,
+    )
 
     @property
     def auth_table(self) -> dict[str, str] | Literal["any"] | None:
@@ -177,13 +374,22 @@ class ServerOptions:
         return dict(self.auth)
 
     @classmethod
+    def schema(cls) -> tuple[OptionSpec, ...]:
+        """Every option, in order, with its default, help, valid values and parser."""
+        return tuple(
+            OptionSpec(name=f.name, default=f.default, **f.metadata["spec"])
+            for f in dataclasses.fields(cls)
+        )
+
+    @classmethod
     def names(cls) -> tuple[str, ...]:
         """Every option name."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
     def build(cls, base: ServerOptions | None = None, **options: Any) -> ServerOptions:
-        """Validate ``options`` (values may be text, as from the CLI or an ini file)."""
+        """Validate ``options`` on top of ``base`` (values may be text, as from the CLI or an
+        ini file); :class:`OptionError` names the option and what would be right."""
         valid = cls.names()
         unknown = sorted(set(options) - set(valid))
         if unknown:
@@ -191,26 +397,12 @@ class ServerOptions:
                 f"unknown SMTP server option(s) {', '.join(map(repr, unknown))}; "
                 f"valid options: {', '.join(valid)}"
             )
-        values: dict[str, Any] = dataclasses.asdict(base or cls())
-        values.update(options)
-        auth = _parse_auth(values["auth"] if "auth" in options else (base or cls()).auth_table)
-        result = cls(
-            host=str(values["host"]),
-            port=int(values["port"]),
-            hostname=_parse_hostname(values["hostname"]),
-            tls=_parse_tls(values["tls"]),
-            require_tls=parse_bool("require_tls", values["require_tls"]),
-            auth=tuple(sorted(auth.items())) if isinstance(auth, dict) else auth,
-            auth_mechanisms=_parse_mechanisms(values["auth_mechanisms"]),
-            require_auth=parse_bool("require_auth", values["require_auth"]),
-            auth_require_tls=parse_bool("auth_require_tls", values["auth_require_tls"]),
-            max_size=_parse_size("max_size", values["max_size"], allow_none=True) or None,
-            max_recipients=_parse_count("max_recipients", values["max_recipients"]),
-            smtputf8=parse_bool("smtputf8", values["smtputf8"]),
-            dsn=parse_bool("dsn", values["dsn"]),
-            timeout=_parse_float("timeout", values["timeout"]),
-            strict_line_endings=parse_bool("strict_line_endings", values["strict_line_endings"]),
-        )
+        start = base or cls()
+        values = {
+            spec.name: spec.parse(spec.name, options.get(spec.name, getattr(start, spec.name)))
+            for spec in cls.schema()
+        }
+        result = cls(**values)
         if result.require_tls and result.tls is None:
             raise OptionError("require_tls=True needs tls='starttls' or tls='implicit'")
         if result.require_auth and result.auth is None:
@@ -223,3 +415,29 @@ class ServerOptions:
                 "4954 says); give tls='starttls' or tls='implicit', or auth_require_tls=False"
             )
         return result
+
+
+def options_table() -> str:
+    """The server options as a markdown table (the one in ``docs/reference/options.md``)."""
+    lines = ["| option | default | valid values | meaning |", "|---|---|---|---|"]
+    for spec in ServerOptions.schema():
+        lines.append(f"| `{spec.name}` | `{spec.default_text}` | {spec.valid} | {spec.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def options_docstring() -> str:
+    """The server options as a reST list, for docstrings (``SMTPServer``'s)."""
+    lines = []
+    for spec in ServerOptions.schema():
+        text = f"{spec.help} ({spec.valid}).".replace("`", "``")
+        lines.append(f"- ``{spec.name}`` = ``{spec.default_text}``: {text}")
+    return "\n".join(lines)
+
+
+def marker_help() -> str:
+    """The ``smtp`` marker's line in ``pytest --markers``."""
+    return (
+        "smtp(**options): run the test against an SMTP server with these options ("
+        + ", ".join(ServerOptions.names())
+        + "); see docs/reference/options.md"
+    )

@@ -24,7 +24,7 @@ from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
 
 if TYPE_CHECKING:
     from ..faults import Verdict
-    from .server import SMTPServer
+    from .owner import ConnectionOwner
 
 __all__ = ["SMTPConnection"]
 
@@ -68,7 +68,7 @@ def _utcnow() -> datetime:
 class SMTPConnection(asyncio.Protocol):
     """One client connection. Created by :class:`~pytest_smtp.smtp.server.SMTPServer`."""
 
-    def __init__(self, server: SMTPServer, *, implicit_tls: bool) -> None:
+    def __init__(self, server: ConnectionOwner, *, implicit_tls: bool) -> None:
         self.server = server
         self.options = server.options
         self.loop = asyncio.get_running_loop()
@@ -102,7 +102,7 @@ class SMTPConnection(asyncio.Protocol):
             return
         peer = transport.get_extra_info("peername") or ("", 0)
         self.session = SessionInfo(
-            id=self.server._next_id(),
+            id=self.server.next_id(),
             peer=(str(peer[0]), int(peer[1])),
             server_hostname=self.options.hostname,
         )
@@ -110,7 +110,7 @@ class SMTPConnection(asyncio.Protocol):
             # The TLS layer is started by _run on this very transport, so stop() can abort a
             # client that never finishes the handshake; until then nothing is read into _buf.
             transport.pause_reading()
-        self.server._register_session(self.session, self.lines)
+        self.server.open_session(self.session, self.lines)
         self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
         # With no rule that could act at "connect", greet at once: the client (blocked in
         # connect + read) gets its 220 one loop turn earlier, which every test pays for.
@@ -407,7 +407,7 @@ class SMTPConnection(asyncio.Protocol):
         # the test's fault rules. Both are the same rule machinery.
         for rules in (self.server.policy, self.server.faults):
             if rules.active:
-                verdict = await rules.evaluate(stage, self, **context)
+                verdict = await rules.evaluate(stage, self.session, self.txn, **context)
                 if verdict is not None:
                     return verdict
         return None
@@ -474,7 +474,7 @@ class SMTPConnection(asyncio.Protocol):
 
     def _begin_transaction(self) -> Transaction:
         self._abort_transaction("aborted", None)
-        txn = Transaction(id=self.server._next_id(), session=self._session_snapshot())
+        txn = Transaction(id=self.server.next_id(), session=self._session_snapshot())
         self.txn = txn
         # The MAIL line was logged before the transaction existed.
         if self.lines:
@@ -494,7 +494,7 @@ class SMTPConnection(asyncio.Protocol):
             return
         self.txn = None
         txn.finish(outcome, stage, reply, message=message, error=error)  # type: ignore[arg-type]
-        self.server._record_transaction(txn)
+        self.server.record_transaction(txn)
 
     def _abort_transaction(
         self, outcome: str, reply: Reply | None, error: str | None = None
@@ -742,7 +742,7 @@ class SMTPConnection(asyncio.Protocol):
                 return
         reply = Reply(250, f"OK: queued as {txn.id}", "2.0.0")
         # Recorded before the reply is written: a client that saw 250 finds the message.
-        self.server._accept(message)
+        self.server.accept_message(message)
         self._finish("accepted", "eod", reply, message=message)
         await self._send_reply(reply)
 

@@ -12,7 +12,7 @@ from ..engine import LISTEN_BACKLOG, LoopServer, bind_socket
 from ..faults import FaultSet
 from ..mail import Mailbox, Message, SessionInfo, Transaction, TransactionLog
 from ..store import MailStore
-from .options import ServerOptions
+from .options import ServerOptions, options_docstring
 from .protocol import SMTPConnection
 from .tls import ServesTLS, TestCA
 
@@ -28,12 +28,13 @@ class SMTPServer(ServesTLS, LoopServer):
             smtplib.SMTP(*server.address).sendmail(...)
             server.mailbox.one(to="bob@example.test")
 
-    Options (the same names as the ``smtp`` marker, the factory fixture and ``--smtp-*``):
-    ``hostname``, ``tls`` (``None | "starttls" | "implicit"``), ``require_tls``, ``auth``
-    (``{user: password}`` or ``"any"``), ``auth_mechanisms``, ``require_auth``,
-    ``auth_require_tls``, ``max_size``, ``max_recipients``, ``smtputf8``, ``dsn`` (advertise
-    and accept RFC 3461 DSN parameters; default true), ``timeout``,
-    ``strict_line_endings``, plus ``host`` and ``port`` (default ``127.0.0.1`` and 0).
+    Options, as keywords or a built :class:`~pytest_smtp.ServerOptions` (the same names as the
+    ``smtp`` marker, the factory fixture, ``--smtp-*`` and ``python -m pytest_smtp serve``;
+    this list is generated from the schema, :meth:`ServerOptions.schema`):
+
+    {options}
+
+    It implements :class:`~pytest_smtp.smtp.owner.ConnectionOwner`, what each connection calls.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class SMTPServer(ServesTLS, LoopServer):
         self._ids = itertools.count(1)
         self._sessions: list[tuple[SessionInfo, list[str]]] = []
         self._lock = threading.Lock()
-        self._server: asyncio.base_events.Server | None = None
+        self._server: asyncio.Server | None = None
 
     def __repr__(self) -> str:
         where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
@@ -120,18 +121,23 @@ class SMTPServer(ServesTLS, LoopServer):
             server, self._server = self._server, None
             await self._close_listener(server)
 
-    # -- called by connections on the engine loop ------------------------------------------
-    def _next_id(self) -> int:
+    # -- ConnectionOwner: called by connections on the engine loop ------------------------
+    def next_id(self) -> int:
+        """A fresh id for a session or a transaction (one sequence per server)."""
         return next(self._ids)
 
-    def _register_session(self, info: SessionInfo, lines: list[str]) -> None:
+    def open_session(self, info: SessionInfo, lines: list[str]) -> None:
+        """Record a new connection and the list its transcript lines go to."""
         with self._lock:
             self._sessions.append((info, lines))
 
-    def _record_transaction(self, txn: Transaction) -> None:
+    def record_transaction(self, txn: Transaction) -> None:
+        """Record a finished transaction in :attr:`transactions`, whatever its outcome."""
         self.transactions._append(txn)
 
-    def _accept(self, message: Message) -> None:
+    def accept_message(self, message: Message) -> None:
+        """File an accepted message: one copy per recipient in :attr:`store` (through
+        :attr:`delivery_hook`), then the capture log :attr:`mailbox`."""
         hook = self.delivery_hook
         # Every copy is built before any is filed: a hook that raises for one recipient
         # leaves no maildrop holding a message the client was told failed (451).
@@ -143,3 +149,8 @@ class SMTPServer(ServesTLS, LoopServer):
             if data is not None:
                 self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)
+
+
+SMTPServer.__doc__ = (SMTPServer.__doc__ or "").replace(
+    "{options}", options_docstring().replace("\n", "\n    ")
+)

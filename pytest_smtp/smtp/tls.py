@@ -11,12 +11,15 @@ import ssl
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 if TYPE_CHECKING:
     import trustme
 
-__all__ = ["TLS_MODES", "ServesTLS", "TestCA", "default_ca"]
+__all__ = ["TLS_MODES", "ServesTLS", "TLSMode", "TestCA", "default_ca"]
+
+#: The TLS modes of a server: STARTTLS after the greeting, or TLS from the first byte.
+TLSMode: TypeAlias = Literal["starttls", "implicit"]
 
 #: The values of the ``tls`` option, everywhere it exists.
 TLS_MODES = (None, "starttls", "implicit")

@@ -14,6 +14,7 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
+from pytest_smtp import OptionError
 from pytest_smtp.engine import EngineError
 from pytest_smtp.fakedns import FakeDNS
 
@@ -206,9 +207,14 @@ def test_records_can_be_added_before_start_and_survive_it() -> None:
         assert fake.sync_resolver().resolve("mx1.example.test", "A")[0].address == "127.0.0.2"
 
 
-def test_bad_lifetime_is_rejected() -> None:
-    with pytest.raises(ValueError, match="lifetime must be a positive number"):
-        FakeDNS(lifetime=0)
+@pytest.mark.parametrize("lifetime", [0, -1, True, "soon", float("inf")])
+def test_bad_lifetime_is_rejected(lifetime: object) -> None:
+    with pytest.raises(OptionError, match=r"lifetime must be (a number of|more than 0) seconds"):
+        FakeDNS(lifetime=lifetime)  # type: ignore[arg-type]
+    fake = FakeDNS()
+    with pytest.raises(OptionError, match="lifetime must be"):
+        fake.lifetime = lifetime  # type: ignore[assignment]
+    assert fake.lifetime == 5.0
 
 
 def _ipv6_loopback() -> bool:

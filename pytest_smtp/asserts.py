@@ -140,6 +140,7 @@ def assert_sent(
     ``count=None``: exactly one message matches; returns it. ``count=N``: exactly ``N``
     match; returns them as a list. Filters are those of ``Mailbox.filter``.
     """
+    __tracebackhide__ = True
     mailbox = _mailbox_of(target, "assert_sent")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
         raise TypeError(f"count must be None (exactly one) or an int >= 0, got {count!r}")
@@ -179,6 +180,7 @@ def assert_no_mail(
     ``within=None`` checks now. ``within=S`` also waits up to ``S`` seconds (event-driven) and
     fails as soon as a matching message arrives.
     """
+    __tracebackhide__ = True
     mailbox = _mailbox_of(target, "assert_no_mail")
     match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
     if within is None:
@@ -268,6 +270,7 @@ def _assert_outcome(
     from_: str | None,
     timeout: float | None,
 ) -> Transaction:
+    __tracebackhide__ = True
     helper = f"assert_{outcome}"
     log = _log_of(target, helper)
     match, wanted = _outcome_matcher(outcome, rcpt, code, stage, from_)
@@ -306,6 +309,7 @@ def assert_rejected(
     recipient's reply. Waits up to ``timeout`` (default: the log's ``default_timeout``) for the
     transaction to be recorded; succeeds as soon as it is.
     """
+    __tracebackhide__ = True
     return _assert_outcome("rejected", target, rcpt, code, stage, from_, timeout)
 
 
@@ -319,6 +323,7 @@ def assert_deferred(
     timeout: float | None = None,
 ) -> Transaction:
     """Assert that a transaction was deferred (4xx); like :func:`assert_rejected`."""
+    __tracebackhide__ = True
     return _assert_outcome("deferred", target, rcpt, code, stage, from_, timeout)
 
 
@@ -332,6 +337,7 @@ def assert_dropped(
     timeout: float | None = None,
 ) -> Transaction:
     """Assert that a message was accepted and silently dropped; returns the transaction."""
+    __tracebackhide__ = True
     return _assert_outcome("dropped", target, rcpt, code, stage, from_, timeout)
 
 
@@ -348,6 +354,7 @@ def assert_aborted(
 
     The server records this after the client has gone, so the default wait matters here.
     """
+    __tracebackhide__ = True
     return _assert_outcome("aborted", target, rcpt, code, stage, from_, timeout)
 
 

@@ -1,13 +1,21 @@
 """The relay chain: submission -> relay MTA (MX routing, queue, retries, bounces) -> MX -> mailbox.
 
 ``MailNetwork`` builds the hosts on a ``FakeDNS``; ``assert_delivered``, ``assert_bounced``,
-``assert_deferred`` and ``assert_dropped`` check what happened to a recipient across the chain.
+``assert_queued`` and ``assert_discarded`` check what happened to a recipient across the chain
+(``assert_deferred`` and ``assert_dropped`` are their deprecated old names here).
 This package never imports pytest.
 """
 
 from __future__ import annotations
 
-from .asserts import assert_bounced, assert_deferred, assert_delivered, assert_dropped
+from .asserts import (
+    assert_bounced,
+    assert_deferred,
+    assert_delivered,
+    assert_discarded,
+    assert_dropped,
+    assert_queued,
+)
 from .chain import Event, Host, Journey, MailNetwork, distinct_loopback_available
 from .dsn import DSNRecipient, DSNReport, build_dsn, parse_dsn
 from .queue import RetryPolicy, VirtualClock
@@ -28,7 +36,9 @@ __all__ = [
     "assert_bounced",
     "assert_deferred",
     "assert_delivered",
+    "assert_discarded",
     "assert_dropped",
+    "assert_queued",
     "build_dsn",
     "distinct_loopback_available",
     "parse_dsn",

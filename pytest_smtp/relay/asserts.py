@@ -3,18 +3,34 @@
 Each helper looks at the journeys to one recipient (optionally only messages with a given
 ``subject``), passes when one of them matches and returns it; otherwise it raises
 ``AssertionError`` listing every journey of that recipient hop by hop (or, when none exists,
-every journey in the network). This module never imports pytest.
+every journey in the network). Like every assertion helper of the package, each sets
+``__tracebackhide__``: pytest's report points at the test's line, not into the helper.
+
+The relay's names differ from the capturing server's on purpose: ``pytest_smtp.assert_deferred``
+(a 4xx reply to the client, waits) is not :func:`assert_queued` (a journey waiting in a relay's
+queue for a retry), and ``pytest_smtp.assert_dropped`` (the server under test dropped a
+message after its 250) is not :func:`assert_discarded` (a host of the network did). The old
+relay names ``assert_deferred``/``assert_dropped`` still work here with a
+:class:`DeprecationWarning`. This module never imports pytest.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .chain import Journey, MailNetwork
 
-__all__ = ["assert_bounced", "assert_deferred", "assert_delivered", "assert_dropped"]
+__all__ = [
+    "assert_bounced",
+    "assert_deferred",
+    "assert_delivered",
+    "assert_discarded",
+    "assert_dropped",
+    "assert_queued",
+]
 
 
 def _status_matches(wanted: str, actual: str | None) -> bool:
@@ -63,6 +79,7 @@ def assert_delivered(
 ) -> Journey:
     """``rcpt`` got the message in its mailbox; with ``via``, through exactly those hosts
     (every host that accepted it, first hop to final MX, in order)."""
+    __tracebackhide__ = True
     wanted = "delivered" + (f" via {' -> '.join(_names(via))}" if via is not None else "")
     for journey in _candidates(network, rcpt, subject):
         if journey.status != "delivered":
@@ -84,6 +101,7 @@ def assert_bounced(
     """The message to ``rcpt`` was given up on, with the enhanced ``status`` (``"5.1.1"``, or a
     prefix such as ``"5.1"``); ``dsn=True``: a failure DSN reached the sender's mailbox,
     ``dsn=False``: none was generated (null sender, ``NOTIFY=NEVER``)."""
+    __tracebackhide__ = True
     wanted = "bounced" + (f" with status {status}" if status else "")
     if dsn is not None:
         wanted += ", with a DSN delivered to the sender" if dsn else ", without a DSN"
@@ -100,15 +118,17 @@ def assert_bounced(
     raise _fail(network, rcpt, wanted, subject)
 
 
-def assert_deferred(
+def assert_queued(
     network: MailNetwork,
     rcpt: str,
     *,
     status: str | None = None,
     subject: str | None = None,
 ) -> Journey:
-    """The message to ``rcpt`` waits in a queue for a retry (``status``: the last transient
-    failure's enhanced status, or a prefix)."""
+    """The message to ``rcpt`` waits in a relay's queue for a retry (journey status
+    ``"deferred"``; ``status``: the last transient failure's enhanced status, or a prefix).
+    No waiting: call ``network.run_until_idle()`` first."""
+    __tracebackhide__ = True
     wanted = "deferred" + (f" with status {status}" if status else "")
     for journey in _candidates(network, rcpt, subject):
         if journey.status != "deferred":
@@ -119,14 +139,16 @@ def assert_deferred(
     raise _fail(network, rcpt, wanted, subject)
 
 
-def assert_dropped(
+def assert_discarded(
     network: MailNetwork,
     rcpt: str,
     *,
     at: str | None = None,
     subject: str | None = None,
 ) -> Journey:
-    """A host accepted the message to ``rcpt`` (250) and discarded it; ``at``: that host."""
+    """A host of the network accepted the message to ``rcpt`` (250) and discarded it (journey
+    status ``"dropped"``); ``at``: that host."""
+    __tracebackhide__ = True
     wanted = "dropped" + (f" at {at}" if at else "")
     for journey in _candidates(network, rcpt, subject):
         if journey.status != "dropped":
@@ -135,3 +157,38 @@ def assert_dropped(
             continue
         return journey
     raise _fail(network, rcpt, wanted, subject)
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"pytest_smtp.relay.{old} is deprecated: use pytest_smtp.relay.{new} (same arguments). "
+        f"pytest_smtp.{old} is the capturing server's helper, with another meaning.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def assert_deferred(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    status: str | None = None,
+    subject: str | None = None,
+) -> Journey:
+    """Deprecated name of :func:`assert_queued` (warns :class:`DeprecationWarning`)."""
+    __tracebackhide__ = True
+    _renamed("assert_deferred", "assert_queued")
+    return assert_queued(network, rcpt, status=status, subject=subject)
+
+
+def assert_dropped(
+    network: MailNetwork,
+    rcpt: str,
+    *,
+    at: str | None = None,
+    subject: str | None = None,
+) -> Journey:
+    """Deprecated name of :func:`assert_discarded` (warns :class:`DeprecationWarning`)."""
+    __tracebackhide__ = True
+    _renamed("assert_dropped", "assert_discarded")
+    return assert_discarded(network, rcpt, at=at, subject=subject)

@@ -189,3 +189,60 @@ def test_the_checker_finds_and_names_circles(
     tmp_path: Path, files: dict[str, str], expected: list[list[str]]
 ) -> None:
     assert find_cycles(import_graph(_write(tmp_path, files))) == expected
+
+
+# -- exports ---------------------------------------------------------------------------------
+#: Modules whose ``__all__`` is the package's public API; internal modules (protocol parsers,
+#: the MTA's pieces, the engine's plumbing) are not listed.
+PUBLIC_MODULES = (
+    "pytest_smtp.asserts",
+    "pytest_smtp.faults",
+    "pytest_smtp.mail",
+    "pytest_smtp.store",
+    "pytest_smtp.retrieval",
+    "pytest_smtp.fakedns",
+    "pytest_smtp.relay",
+    "pytest_smtp.smtp.server",
+    "pytest_smtp.smtp.owner",
+    "pytest_smtp.smtp.tls",
+)
+#: Public in their module, and deliberately not at the top: another meaning there.
+NOT_AT_TOP = {
+    ("pytest_smtp.relay", "assert_deferred"),  # deprecated: assert_queued
+    ("pytest_smtp.relay", "assert_dropped"),  # deprecated: assert_discarded
+    ("pytest_smtp.fakedns", "Fault"),  # a DNS fault; pytest_smtp.FaultSet is the SMTP one
+    ("pytest_smtp.fakedns", "FAULT_ACTIONS"),
+}
+
+
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+def test_every_public_name_is_importable_from_the_package(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    missing = []
+    for name in module.__all__:
+        if (module_name, name) in NOT_AT_TOP:
+            continue
+        if getattr(pytest_smtp, name, None) is not getattr(module, name):
+            missing.append(name)
+    assert not missing, f"not exported from pytest_smtp (or another object): {missing}"
+    assert set(module.__all__) - {n for m, n in NOT_AT_TOP if m == module_name} <= set(
+        pytest_smtp.__all__
+    )
+
+
+def test_from_pytest_smtp_import_the_relay_helpers() -> None:
+    from pytest_smtp import assert_delivered, assert_discarded, assert_queued
+    from pytest_smtp.relay import asserts
+
+    assert (assert_delivered, assert_queued, assert_discarded) == (
+        asserts.assert_delivered,
+        asserts.assert_queued,
+        asserts.assert_discarded,
+    )
+
+
+def test_every_name_in_all_resolves() -> None:
+    for name in pytest_smtp.__all__:
+        assert getattr(pytest_smtp, name) is not None or name == "__version__"

@@ -363,3 +363,31 @@ def test_load_dedents_an_indented_triple_quoted_string() -> None:
         """
     )
     assert zs.resolve("mx1.example.test", "AAAA").answer[0][0].address == "::1"
+
+
+# -- the one private dnspython API the zone loader relies on ----------------------------------
+def test_loader_reads_an_soa_below_the_root_through_its_one_private_hook() -> None:
+    """dnspython's zone-file reader refuses an SOA away from the transaction's origin, which it
+    asks ``Transaction._origin_information()``. The loader overrides that one method (in
+    ``zone._LoadTransaction``) so a text holding several zones loads. If dnspython renames or
+    stops consulting it, the first check below fails and this test names the hook."""
+    import dns.rdataclass
+    import dns.tokenizer
+    import dns.transaction
+    import dns.zonefile
+
+    from pytest_smtp.fakedns import zone
+
+    assert hasattr(dns.transaction.Transaction, "_origin_information"), (
+        "dnspython no longer has Transaction._origin_information: update zone._LoadTransaction"
+    )
+    text = "a.test. 300 IN SOA ns.a.test. h.a.test. 1 3600 600 86400 300\n"
+    # Without the override dnspython refuses it: the override is what the loader depends on.
+    plain = dns.zonefile.RRSetsReaderManager(dns.name.root, False, dns.rdataclass.IN)
+    with pytest.raises(ValueError, match="non-origin SOA"):
+        with plain.writer(True) as txn:
+            dns.zonefile.Reader(
+                dns.tokenizer.Tokenizer(text), dns.rdataclass.IN, txn, allow_directives=True
+            ).read()
+    [rrset] = zone._parse_master_text(text)
+    assert rrset.name == dns.name.from_text("a.test.") and rrset.rdtype == dns.rdatatype.SOA

@@ -24,6 +24,7 @@ _EXPORTS = {
     "parse_bool": "pytest_smtp.smtp.options",
     "positive_seconds": "pytest_smtp.smtp.options",
     "ConnectionOwner": "pytest_smtp.smtp.owner",
+    "ServesTLS": "pytest_smtp.smtp.tls",
     "TLSMode": "pytest_smtp.smtp.tls",
     "TLS_MODES": "pytest_smtp.smtp.tls",
     "TestCA": "pytest_smtp.smtp.tls",
@@ -156,6 +157,7 @@ __all__ = [
     "Rule",
     "SMTPServer",
     "ServerOptions",
+    "ServesTLS",
     "SessionInfo",
     "Stage",
     "StoreEvent",
@@ -303,6 +305,7 @@ if TYPE_CHECKING:
     )
     from .smtp.tls import (
         TLS_MODES,
+        ServesTLS,
         TestCA,
         TLSMode,
         default_ca,

@@ -384,10 +384,9 @@ def test_loader_reads_an_soa_below_the_root_through_its_one_private_hook() -> No
     text = "a.test. 300 IN SOA ns.a.test. h.a.test. 1 3600 600 86400 300\n"
     # Without the override dnspython refuses it: the override is what the loader depends on.
     plain = dns.zonefile.RRSetsReaderManager(dns.name.root, False, dns.rdataclass.IN)
-    with pytest.raises(ValueError, match="non-origin SOA"):
-        with plain.writer(True) as txn:
-            dns.zonefile.Reader(
-                dns.tokenizer.Tokenizer(text), dns.rdataclass.IN, txn, allow_directives=True
-            ).read()
+    with pytest.raises(ValueError, match="non-origin SOA"), plain.writer(True) as txn:
+        dns.zonefile.Reader(
+            dns.tokenizer.Tokenizer(text), dns.rdataclass.IN, txn, allow_directives=True
+        ).read()
     [rrset] = zone._parse_master_text(text)
     assert rrset.name == dns.name.from_text("a.test.") and rrset.rdtype == dns.rdatatype.SOA

@@ -14,7 +14,14 @@ import pytest
 
 from ._stash import CONFIG_KEY, SERVERS_KEY, SMTPConfig
 from .asserts import explain_compare
-from .smtp.options import OptionError, ServerOptions, marker_help, positive_seconds
+from .smtp.options import (
+    OptionError,
+    ServerOptions,
+    ini_key,
+    marker_help,
+    positive_seconds,
+    run_flag,
+)
 
 # The fixtures module is a plugin of its own, loaded with this one.
 pytest_plugins = ["pytest_smtp.fixtures"]
@@ -39,19 +46,19 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--smtp-" + self.name.replace("_", "-")
+        return run_flag(self.name)
 
     @property
     def ini(self) -> str:
-        return "smtp_" + self.name
+        return ini_key(self.name)
 
     @property
     def old_flag(self) -> str | None:
-        return None if self.deprecated is None else "--smtp-" + self.deprecated.replace("_", "-")
+        return None if self.deprecated is None else run_flag(self.deprecated)
 
     @property
     def old_ini(self) -> str | None:
-        return None if self.deprecated is None else "smtp_" + self.deprecated
+        return None if self.deprecated is None else ini_key(self.deprecated)
 
 
 def _transcript(text: str) -> str:

@@ -25,11 +25,13 @@ __all__ = [
     "OptionSpec",
     "ServerOptions",
     "TLSMode",
+    "ini_key",
     "marker_help",
     "options_docstring",
     "options_table",
     "parse_bool",
     "positive_seconds",
+    "run_flag",
 ]
 
 #: Every mechanism the server implements.
@@ -195,6 +197,16 @@ def _parse_hostname(name: str, value: Any) -> str:
     return text
 
 
+def run_flag(name: str) -> str:
+    """The plugin's command-line flag of a run setting: ``max_size`` -> ``--smtp-max-size``."""
+    return "--smtp-" + name.replace("_", "-")
+
+
+def ini_key(name: str) -> str:
+    """The ini key of a run setting: ``max_size`` -> ``smtp_max_size``."""
+    return "smtp_" + name
+
+
 @dataclasses.dataclass(frozen=True)
 class OptionSpec:
     """One server option as the schema describes it: everything the generated places need."""
@@ -211,16 +223,6 @@ class OptionSpec:
     """``parse(name, value) -> value``: validate and convert (text allowed), or ``OptionError``."""
     setting: bool = False
     """Also a run setting: ``--smtp-NAME`` and the ini key ``smtp_NAME`` give the base value."""
-
-    @property
-    def flag(self) -> str:
-        """The plugin's command-line flag, ``--smtp-NAME`` (dashes for underscores)."""
-        return "--smtp-" + self.name.replace("_", "-")
-
-    @property
-    def ini(self) -> str:
-        """The ini key, ``smtp_NAME``."""
-        return "smtp_" + self.name
 
     @property
     def plain_help(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_smtp.smtp.options import ServerOptions
+from pytest_smtp.smtp.options import ServerOptions, ini_key, run_flag
 
 # pytest-asyncio warns at configure time when this is unset; the tests here count warnings.
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
@@ -86,7 +86,7 @@ def test_help_lists_every_setting_of_the_schema(pytester: pytest.Pytester) -> No
     text = result.stdout.str()
     for spec in ServerOptions.schema():
         if spec.setting:
-            assert spec.flag in text and spec.ini in text
+            assert run_flag(spec.name) in text and ini_key(spec.name) in text
     for flag in ("--smtp-wait-timeout", "--smtp-timeout", "--smtp-transcript", "--smtp-seed"):
         assert flag in text
     assert "deprecated alias of --smtp-wait-timeout" in " ".join(text.split())

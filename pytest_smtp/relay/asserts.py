@@ -16,12 +16,15 @@ relay names ``assert_deferred``/``assert_dropped`` still work here with a
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ParamSpec
 
 if TYPE_CHECKING:
     from .chain import Journey, MailNetwork
+
+P = ParamSpec("P")
 
 __all__ = [
     "assert_bounced",
@@ -159,36 +162,25 @@ def assert_discarded(
     raise _fail(network, rcpt, wanted, subject)
 
 
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(
-        f"pytest_smtp.relay.{old} is deprecated: use pytest_smtp.relay.{new} (same arguments). "
-        f"pytest_smtp.{old} is the capturing server's helper, with another meaning.",
-        DeprecationWarning,
-        stacklevel=3,
-    )
+def _deprecated_alias(new: Callable[P, Journey], old: str) -> Callable[P, Journey]:
+    """``new`` under its old relay name, warning :class:`DeprecationWarning` at each call."""
+
+    @functools.wraps(new)
+    def alias(*args: P.args, **kwargs: P.kwargs) -> Journey:
+        __tracebackhide__ = True
+        warnings.warn(
+            f"pytest_smtp.relay.{old} is deprecated: use pytest_smtp.relay.{new.__name__} (same "
+            f"arguments). pytest_smtp.{old} is the capturing server's helper, with another "
+            "meaning.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated name of :func:`{new.__name__}` (warns DeprecationWarning)."
+    return alias
 
 
-def assert_deferred(
-    network: MailNetwork,
-    rcpt: str,
-    *,
-    status: str | None = None,
-    subject: str | None = None,
-) -> Journey:
-    """Deprecated name of :func:`assert_queued` (warns :class:`DeprecationWarning`)."""
-    __tracebackhide__ = True
-    _renamed("assert_deferred", "assert_queued")
-    return assert_queued(network, rcpt, status=status, subject=subject)
-
-
-def assert_dropped(
-    network: MailNetwork,
-    rcpt: str,
-    *,
-    at: str | None = None,
-    subject: str | None = None,
-) -> Journey:
-    """Deprecated name of :func:`assert_discarded` (warns :class:`DeprecationWarning`)."""
-    __tracebackhide__ = True
-    _renamed("assert_dropped", "assert_discarded")
-    return assert_discarded(network, rcpt, at=at, subject=subject)
+assert_deferred = _deprecated_alias(assert_queued, "assert_deferred")
+assert_dropped = _deprecated_alias(assert_discarded, "assert_dropped")

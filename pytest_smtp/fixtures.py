@@ -249,15 +249,24 @@ def smtp_relay_chain(smtp_dns: FakeDNS) -> Iterator[MailNetworkBuilder]:
 _Retrieval = Callable[..., Any]
 
 
+def _like_smtp(smtp_server: SMTPServer) -> dict[str, Any]:
+    """What a reader's server shares with the SMTP server whose store it reads: the store, the
+    host name it greets with and the CA its certificate comes from; anyone may log in."""
+    return {
+        "store": smtp_server.store,
+        "auth": "any",
+        "hostname": smtp_server.hostname,
+        "ca": smtp_server.ca,
+    }
+
+
 def _retrieval_factory(
-    request: pytest.FixtureRequest, cls: type[Any], default_store: Any
+    request: pytest.FixtureRequest, cls: type[Any], smtp_server: SMTPServer
 ) -> Iterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def factory(**options: Any) -> Any:
-        options.setdefault("store", default_store)
-        options.setdefault("auth", "any")
-        server = cls(**options).start()
+        server = cls(**{**_like_smtp(smtp_server), **options}).start()
         made.append(server)
         _register(request, server)
         return server
@@ -278,10 +287,10 @@ def _smtp_retrieval_servers() -> Iterator[dict[Any, Any]]:
 def _shared_retrieval(
     request: pytest.FixtureRequest, servers: dict[Any, Any], cls: type[Any], smtp_server: SMTPServer
 ) -> Any:
-    key = (cls, id(smtp_server.store))
+    key = (cls, id(smtp_server.store), smtp_server.hostname, id(smtp_server.ca))
     server = servers.get(key)
     if server is None or not server.running:
-        server = cls(store=smtp_server.store, auth="any").start()
+        server = cls(**_like_smtp(smtp_server)).start()
         servers[key] = server
     server.reset()
     _register(request, server)
@@ -292,7 +301,8 @@ def _shared_retrieval(
 def smtp_pop3(
     request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
 ) -> POP3Server:
-    """A POP3 server over ``smtp_server.store`` (``auth="any"``), reset for this test."""
+    """A POP3 server over ``smtp_server.store`` (``auth="any"``, the SMTP server's ``hostname``
+    and CA), reset for this test."""
     from .retrieval.pop3 import POP3Server
 
     return _shared_retrieval(request, _smtp_retrieval_servers, POP3Server, smtp_server)  # type: ignore[no-any-return]
@@ -302,7 +312,8 @@ def smtp_pop3(
 def smtp_imap(
     request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
 ) -> IMAPServer:
-    """An IMAP server over ``smtp_server.store`` (``auth="any"``), reset for this test."""
+    """An IMAP server over ``smtp_server.store`` (``auth="any"``, the SMTP server's ``hostname``
+    and CA), reset for this test."""
     from .retrieval.imap import IMAPServer
 
     return _shared_retrieval(request, _smtp_retrieval_servers, IMAPServer, smtp_server)  # type: ignore[no-any-return]
@@ -315,7 +326,7 @@ def smtp_pop3_factory(
     """``factory(**options) -> POP3Server`` over ``smtp_server.store``, ``auth="any"``."""
     from .retrieval.pop3 import POP3Server
 
-    yield from _retrieval_factory(request, POP3Server, smtp_server.store)
+    yield from _retrieval_factory(request, POP3Server, smtp_server)
 
 
 @pytest.fixture
@@ -325,4 +336,4 @@ def smtp_imap_factory(
     """``factory(**options) -> IMAPServer`` over ``smtp_server.store``, ``auth="any"``."""
     from .retrieval.imap import IMAPServer
 
-    yield from _retrieval_factory(request, IMAPServer, smtp_server.store)
+    yield from _retrieval_factory(request, IMAPServer, smtp_server)

@@ -221,7 +221,7 @@ def test_stopped():
         assert s.connect_ex(("127.0.0.1", PORTS[0])) != 0
 """
     )
-    pytester.runpytest_subprocess("-q", "-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
 
 
 def test_smtp_fault_marker(pytester: pytest.Pytester) -> None:
@@ -242,7 +242,7 @@ def test_rules_cleared(smtp_server):
     assert len(smtp_server.mailbox) == 1
 """
     )
-    pytester.runpytest_subprocess("-q", "-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
 
 
 def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
@@ -337,3 +337,31 @@ def test_read(smtp_server, smtp_imap):
     assert "SELECT INBOX" in section
     assert "LOGIN" in section
     assert "sekrit-pw" not in section
+
+
+def test_readers_greet_with_the_smtp_servers_name_and_ca(pytester: pytest.Pytester) -> None:
+    """smtp_pop3/smtp_imap (and their factories) present the hostname and CA of the SMTP
+    server they read for, so a marked server's name reaches the recipient's program too."""
+    pytester.makepyfile(
+        """
+import imaplib, poplib, pytest
+
+@pytest.mark.smtp(hostname="mx.marked.test")
+def test_marked(smtp_server, smtp_imap, smtp_pop3, smtp_imap_factory):
+    with imaplib.IMAP4(smtp_imap.host, smtp_imap.port) as client:
+        assert b"mx.marked.test" in client.welcome
+    pop = poplib.POP3(smtp_pop3.host, smtp_pop3.port)
+    assert b"mx.marked.test" in pop.getwelcome()
+    pop.quit()
+    other = smtp_imap_factory(tls="implicit")
+    assert other.hostname == "mx.marked.test" and other.ca is smtp_server.ca
+    with imaplib.IMAP4_SSL(
+        other.host, other.port, ssl_context=smtp_server.ca.client_context()
+    ) as client:
+        assert b"mx.marked.test" in client.welcome
+
+def test_unmarked(smtp_server, smtp_imap):
+    assert smtp_imap.hostname == smtp_server.hostname != "mx.marked.test"
+"""
+    )
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)

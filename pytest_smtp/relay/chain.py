@@ -64,6 +64,7 @@ from .routing import (
 
 if TYPE_CHECKING:
     from ..fakedns import FakeDNS
+    from .postfix import PostfixHop
 
 __all__ = ["Event", "Host", "Journey", "MailNetwork", "distinct_loopback_available"]
 
@@ -388,6 +389,7 @@ class MailNetwork:
         self._submission: Host | None = None
         self._next_ip = 2
         self._ports: dict[str, int] = {}
+        self._postfix: dict[str, PostfixHop] = {}
         self._journeys: list[Journey] = []
         self._item_journeys: dict[str, dict[str, Journey]] = {}
         self._links: dict[tuple[str, int, str, int], tuple[str, dict[str, Journey]]] = {}
@@ -586,6 +588,38 @@ class MailNetwork:
             existing = name.lower().rstrip(".") in self.hosts
             hosts.append(self.add_mx(domain, name, preference, **({} if existing else options)))
         return hosts
+
+    def add_postfix(self, name: str, **main_cf: Any) -> PostfixHop:
+        """Start a real Postfix (Debian package ``postfix``, needs root) as host ``name``: it
+        receives from the previous hop and routes by the network's fake DNS to its hosts (see
+        :mod:`pytest_smtp.relay.postfix`). ``main_cf`` sets ``main.cf`` parameters. Stopped by
+        :meth:`close`; ``PostfixError`` names the package when it is missing."""
+        from .postfix import PostfixHop
+
+        self._check_open()
+        key = name.lower().rstrip(".")
+        if not key or "@" in key or " " in key or key in self.hosts:
+            raise ValueError(f"a new host name looks like 'postfix.example.test', not {name!r}")
+        hop = PostfixHop(
+            key, self._allocate_ip(), resolver=self._resolver, port_of=self._port, seed=self.seed,
+            main_cf=main_cf,
+        )  # fmt: skip
+        hop.start()
+        self._removers.append(hop.stop)
+        self._ports[hop.host if self.distinct_addresses else key] = hop.port
+        self._postfix[f"{hop.host}:{hop.port}"] = hop
+        self.dns.add_a(key, hop.host)
+        return hop
+
+    def _via_postfix(self, peer_ip: str, rcpt: str, to: str) -> Journey | None:
+        """The journey a Postfix hop (client address ``peer_ip``) is handing on to ``to``."""
+        for hop in self._postfix.values():
+            if hop.host == peer_ip and self.distinct_addresses:
+                for journey in reversed(self.journeys(rcpt)):
+                    if journey.host == hop.name and journey.status == "queued":
+                        journey._event(hop.name, "relayed", f"to {to} (by Postfix)")
+                        return journey
+        return None
 
     def _allocate_ip(self) -> str:
         if not self.distinct_addresses:
@@ -833,7 +867,11 @@ class MailNetwork:
         peer = f"{message.session.helo or 'unknown'} [{message.session.peer[0]}]"
         journeys: dict[str, Journey] = {}
         for rcpt in message.rcpt_tos:
-            journey = link.get(rcpt.lower()) if link else None
+            journey = (
+                link.get(rcpt.lower())
+                if link
+                else self._via_postfix(message.session.peer[0], rcpt, host.name)
+            )
             if journey is None:
                 journey = Journey(rcpt, message.mail_from, self)
                 journey._headers_from = message
@@ -1138,6 +1176,12 @@ class MailNetwork:
                 self._item_journeys.pop(item.id, None)
 
     def _dropped(self, journey: Journey, peer: Peer | None) -> None:
+        hop = self._postfix.get(f"{peer.target.ip}:{peer.target.port}") if peer else None
+        if hop is not None:  # queued in a real Postfix: followed again when it hands it on
+            journey.host = hop.name
+            journey.hops.append(hop.name)
+            journey._event(hop.name, "accepted", "into Postfix's queue")
+            return
         where = peer.target.name if peer is not None else "the next hop"
         detail = "accepted (250) and discarded"
         if peer is not None:

@@ -23,6 +23,7 @@ Everything after the route (sessions, replies, queueing, retries, DSNs) is Postf
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -33,6 +34,7 @@ import socketserver
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +46,7 @@ from .routing import RoutingError, resolve_route
 
 __all__ = [
     "POSTFIX_PACKAGE",
+    "Delivery",
     "Postfix",
     "PostfixError",
     "PostfixHop",
@@ -107,6 +110,41 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+_ENV = {"PATH": f"{_SEARCH_PATH}:/usr/bin:/bin", "LANG": "C"}
+_STARTED = re.compile(r"postfix/master\[\d+\]: daemon started")
+_PORT_TAKEN = "Address already in use"
+
+
+def _delivery_pattern(recipient: str, outcomes: str) -> str:
+    return (
+        r"postfix/\S+\[\d+\]: (?P<id>[0-9A-F]+): to=<(?P<rcpt>" + recipient + r")>,"
+        r"(?: orig_to=<[^>]*>,)? relay=(?P<relay>[^,]+), .*?dsn=(?P<dsn>[0-9.]+), "
+        r"status=(?P<status>" + outcomes + r") \((?P<text>.*)\)$"
+    )
+
+
+def _delivery(found: re.Match[str]) -> Delivery:
+    return Delivery(
+        found["id"], found["rcpt"], found["relay"], found["dsn"], found["status"], found["text"]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One delivery attempt for one recipient, as Postfix logged it."""
+
+    queue_id: str
+    recipient: str
+    relay: str
+    """``host[ip]:port``, or ``none`` (no connection: a routing error or expiry)."""
+    status: str
+    """The RFC 3463 code (``dsn=``)."""
+    outcome: str
+    """``sent``, ``deferred``, ``bounced`` or ``expired``."""
+    text: str
+    """Postfix's explanation (the remote reply, or its own)."""
+
+
 class PostfixError(RuntimeError):
     """Postfix is missing, cannot run here, or failed; the message carries its log."""
 
@@ -153,7 +191,7 @@ class Postfix:
     overrides ``main.cf`` parameters (``maximal_queue_lifetime="1h"``, ``smtputf8_enable=False``);
     the directories, ``inet_interfaces`` and ``myhostname`` are set by the instance. ``port=0``
     picks a free port. By default the instance relays for 127.0.0.0/8, is final for no
-    domain, and logs to :attr:`log_path`.
+    domain, and its log is read into :attr:`log`.
     """
 
     def __init__(
@@ -184,6 +222,10 @@ class Postfix:
         """The instance's directory (config, queue, data, log) while it runs."""
         self.binary = ""
         self._running = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
 
     # -- where things are ------------------------------------------------------------------
     @property
@@ -197,21 +239,14 @@ class Postfix:
         return self._running
 
     @property
-    def log_path(self) -> Path:
-        """The log file (``maillog_file``)."""
-        return self._dir() / "maillog"
-
-    @property
     def log(self) -> str:
-        """Everything Postfix logged so far (``""`` before it logged anything)."""
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except (FileNotFoundError, PostfixError):
-            return ""
+        """Everything Postfix logged so far, one line each (kept after :meth:`stop`)."""
+        with self._changed:
+            return "\n".join(self._lines)
 
     def _dir(self) -> Path:
         if self.directory is None:
-            raise PostfixError("this Postfix instance has not been started")
+            raise PostfixError("this Postfix instance is not running")
         return self.directory
 
     # -- running ---------------------------------------------------------------------------
@@ -228,10 +263,11 @@ class Postfix:
         self.stop()
 
     def start(self, timeout: float = 30.0) -> None:
-        """Write the configuration, ``postfix -c DIR start`` and wait for its greeting.
+        """Write the configuration, run ``postfix -c DIR start-fg`` and wait until the master
+        daemon says it started (it has bound its listeners by then), then for smtpd's greeting.
 
-        ``postfix start`` returns once the master daemon has bound its listeners (``master
-        -w``); the greeting read afterwards (bounded by ``timeout``) proves smtpd answers.
+        The log (``maillog_file = /dev/stdout``) is read from the process's output by a
+        thread, so waiting for a log line is woken by the line, never by polling.
         """
         if self._running:
             raise PostfixError("this Postfix instance is already running")
@@ -258,21 +294,32 @@ class Postfix:
                     return
             raise PostfixError(f"Postfix could not bind a port on {self.host}:\n{self.log}")
         except BaseException:
-            self._cleanup()
+            self._cleanup(timeout)
             raise
 
     def _launch(self, timeout: float) -> bool:
         root = self._dir()
         port = self.port or _free_port(self.host)
         self._write_config(root, port)
-        done = self._command("start", check=False, timeout=timeout)
-        if done.returncode != 0:
-            if "Address already in use" in self.log and not self.port:
+        with self._changed:
+            self._lines = []
+            self._ended = False
+        process = subprocess.Popen(
+            [self.binary, "-c", str(root), "start-fg"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=_ENV,
+        )
+        self._process = process
+        threading.Thread(
+            target=self._read, args=(process,), name="postfix-log", daemon=True
+        ).start()
+        if not self.wait_for_log(_STARTED, timeout):
+            self._reap(process, timeout)
+            if _PORT_TAKEN in self.log and not self.port:
                 return False
-            raise PostfixError(
-                f"postfix -c {root} start failed ({done.returncode}):\n"
-                f"{done.stdout}{done.stderr}\n--- maillog ---\n{self.log}"
-            )
+            raise PostfixError(f"postfix -c {root} start-fg failed:\n{self.log}")
         self.port = port
         try:
             with socket.create_connection(self.address, timeout=timeout) as sock:
@@ -280,14 +327,70 @@ class Postfix:
                 greeting = sock.recv(512)
                 sock.sendall(b"QUIT\r\n")
         except OSError as exc:
-            self._command("stop", check=False, timeout=timeout)
+            self._reap(process, timeout)
             raise PostfixError(
                 f"Postfix started but {self.host}:{port} did not greet ({exc}):\n{self.log}"
             ) from None
         if not greeting.startswith(b"220"):
-            self._command("stop", check=False, timeout=timeout)
+            self._reap(process, timeout)
             raise PostfixError(f"Postfix greeted with {greeting!r}:\n{self.log}")
         return True
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            with self._changed:
+                self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_for_log(
+        self, pattern: str | re.Pattern[str], timeout: float = 30.0
+    ) -> re.Match[str] | None:
+        """The first log line matching ``pattern`` (``re.search``), waiting up to ``timeout``
+        seconds for it; None when the time runs out or Postfix stops first. Woken by each
+        new line."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    found = regex.search(line)
+                    if found is not None:
+                        return found
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+
+    def wait_for_delivery(
+        self, recipient: str, timeout: float = 30.0, *, final: bool = True
+    ) -> Delivery:
+        """The first logged delivery attempt for ``recipient`` (with ``final``, the first that
+        is not ``deferred``: sent, bounced or expired); ``PostfixError`` with the log when none
+        comes within ``timeout`` seconds."""
+        outcomes = "sent|bounced|expired" if final else r"\w+"
+        pattern = _delivery_pattern(re.escape(recipient), outcomes)
+        found = self.wait_for_log(pattern, timeout)
+        if found is None:
+            raise PostfixError(
+                f"Postfix logged no {'final ' if final else ''}delivery for <{recipient}> within "
+                f"{timeout} s:\n{self.log}"
+            )
+        return _delivery(found)
+
+    def _reap(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        if self.directory is not None and process.poll() is None:
+            self._command("stop", check=False, timeout=timeout)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
 
     def _write_config(self, root: Path, port: int) -> None:
         for sub in ("queue", "data"):
@@ -303,8 +406,7 @@ class Postfix:
             "meta_directory": "/etc/postfix",
             "mail_owner": "postfix",
             "setgid_group": "postdrop",
-            "maillog_file": f"{root}/maillog",
-            "maillog_file_prefixes": str(root),
+            "maillog_file": "/dev/stdout",
             "myhostname": self.hostname,
             "mydomain": self.hostname.partition(".")[2] or self.hostname,
             "myorigin": "$myhostname",
@@ -349,7 +451,7 @@ class Postfix:
                     stderr=follower,
                     text=True,
                     timeout=timeout,
-                    env={"PATH": f"{_SEARCH_PATH}:/usr/bin:/bin", "LANG": "C"},
+                    env=_ENV,
                     check=False,
                 )
             finally:
@@ -388,25 +490,31 @@ class Postfix:
         done = self._command("-j", program="postqueue")
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery attempt Postfix logged (``to=<...>, relay=..., dsn=..., status=...``),
+        in log order: sent, deferred, bounced or expired, per recipient."""
+        regex = re.compile(_delivery_pattern(r"[^>]*", r"\w+"))
+        with self._changed:
+            lines = list(self._lines)
+        return [_delivery(m) for line in lines if (m := regex.search(line)) is not None]
+
     def stop(self, timeout: float = 30.0) -> None:
-        """``postfix stop`` and remove the directory; the log stays in :attr:`last_log`."""
+        """``postfix stop``, wait for the master daemon to exit, remove the directory (the
+        log stays readable)."""
         if self.directory is None:
             return
+        self._cleanup(timeout)
+
+    def _cleanup(self, timeout: float) -> None:
         try:
-            if self._running:
-                self._command("stop", check=False, timeout=timeout)
+            if self._process is not None:
+                self._reap(self._process, timeout)
         finally:
-            self._cleanup()
-
-    def _cleanup(self) -> None:
-        self._running = False
-        if self.directory is not None:
-            self.last_log = self.log
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
-
-    last_log = ""
-    """The log as it was when the instance stopped."""
+            self._process = None
+            self._running = False
+            if self.directory is not None:
+                shutil.rmtree(self.directory, ignore_errors=True)
+                self.directory = None
 
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self._running else "stopped"
@@ -481,8 +589,7 @@ class TransportTable:
     @property
     def map(self) -> str:
         """The ``tcp:127.0.0.1:PORT`` table name for ``main.cf``."""
-        host, port = self._server.server_address[:2]
-        return f"tcp:{host}:{port}"
+        return f"tcp:127.0.0.1:{self._server.server_address[1]}"
 
     def close(self) -> None:
         """Stop answering."""
@@ -518,7 +625,7 @@ class PostfixHop(Postfix):
         """The host name (its A record points at :attr:`host`)."""
         self.seed = seed
         self.lookups: list[tuple[str, str]] = []
-        """Every transport lookup Postfix made: ``(domain, answer)``."""
+        """Every transport lookup Postfix made: ``(address, answer)``."""
         self._resolver = resolver
         self._port_of = port_of
         self._table: TransportTable | None = None
@@ -529,6 +636,9 @@ class PostfixHop(Postfix):
         self.main_cf["transport_maps"] = self._table.map
         # A domain the table does not know goes nowhere real (never the Internet's DNS).
         self.main_cf["default_transport"] = "error:5.4.4 no route outside this mail network"
+        # With DNS, Postfix accepts mail for a domain it cannot route and bounces it later;
+        # an error: route would otherwise be refused at RCPT already ("unlisted recipient").
+        self.main_cf.setdefault("smtpd_reject_unlisted_recipient", "no")
         try:
             super().start(timeout)
         except BaseException:
@@ -546,11 +656,13 @@ class PostfixHop(Postfix):
                 self._table = None
 
     def route(self, key: str) -> str | None:
-        """The transport-table answer for ``key`` (a domain; addresses, ``.parent`` and
-        ``*`` keys are "not found", so Postfix asks for the domain)."""
-        if not key or "@" in key or key.startswith(".") or key == "*":
+        """The transport-table answer for ``key``: an address routes by its domain; ``*``
+        (the wildcard entry) is "not found". Postfix asks a ``tcp:`` table for whole
+        addresses only (it is not a fixed-key table, so no domain or parent lookups)."""
+        domain = key.rpartition("@")[2].lower().rstrip(".")
+        if not domain or domain == "*" or domain.startswith((".", "[")):
             return None
-        answer = self._route(key.lower().rstrip("."))
+        answer = self._route(domain)
         self.lookups.append((key, answer))
         return answer
 
@@ -578,4 +690,3 @@ class PostfixHop(Postfix):
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self.running else "stopped"
         return f"<PostfixHop {self.name} {state}>"
-

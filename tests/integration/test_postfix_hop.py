@@ -1,0 +1,149 @@
+"""A real Postfix as one hop of a MailNetwork (``MailNetwork.add_postfix``).
+
+The chain is submission -> Postfix (Debian's ``postfix``, a private instance) -> the MX hosts
+of the network, routed through the fake DNS by Postfix's ``tcp:`` transport table. The mail is
+seen arriving at the MX (woken by the mailbox, never polled), with Postfix's own ``Received:``
+field and queue id. Needs the ``postfix`` package and root: under CI both are given and these
+tests fail when they are not; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_smtp.fakedns import FakeDNS
+from pytest_smtp.relay import MailNetwork, parse_dsn
+from pytest_smtp.relay.postfix import (
+    Postfix,
+    PostfixError,
+    PostfixHop,
+    find_postfix,
+    main_cf_value,
+)
+
+pytestmark = pytest.mark.external
+
+SUB, PF = "smtp.example.test", "postfix.example.test"
+
+
+def _need_postfix() -> None:
+    missing = None
+    if find_postfix() is None:
+        missing = "Postfix is not installed (Debian package 'postfix')"
+    elif os.geteuid() != 0:
+        missing = "a private Postfix needs root"
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{missing}: required under CI (./run.sh installs it and CI runs as root)")
+    pytest.skip(missing)
+
+
+def send(network: MailNetwork, to: list[str], sender: str = "alice@example.test") -> None:
+    text = f"From: {sender}\r\nTo: {', '.join(to)}\r\nSubject: via postfix\r\n\r\nHi.\r\n"
+    with smtplib.SMTP(*network.address, local_hostname="client.test", timeout=10) as client:
+        client.sendmail(sender, to, text)
+
+
+@pytest.fixture
+def network(smtp_dns: FakeDNS) -> Iterator[tuple[MailNetwork, PostfixHop]]:
+    _need_postfix()
+    with MailNetwork(smtp_dns) as net:
+        net.add_submission(SUB, smarthost=PF)
+        hop = net.add_postfix(PF, maximal_queue_lifetime="0s", bounce_queue_lifetime="0s")
+        net.add_domain("example.test", mx=["mx.example.test"])
+        net.add_domain("example.org", mx=["mx1.example.org", "mx2.example.org"])
+        yield net, hop
+    assert net.errors == []
+    assert not hop.running, "close() stops the Postfix hop"
+
+
+def test_mail_goes_through_postfix_to_the_mx(network: tuple[MailNetwork, PostfixHop]) -> None:
+    net, hop = network
+    send(net, ["bob@example.org"])
+    net.run_until_idle()
+    [message] = net.host("mx1.example.org").mailbox.wait_for(1, timeout=30, to="bob@example.org")
+    received = message.headers.get_all("Received")
+    assert "by postfix.example.test (Postfix)" in received[0], received
+    assert "from smtp.example.test" in received[0], received
+    assert "by smtp.example.test" in received[1], received
+    assert message.mail_from == "alice@example.test"
+    assert ("bob@example.org", f"smtp:[{net.host('mx1.example.org').ip}]:"
+            f"{net.host('mx1.example.org').port}, [{net.host('mx2.example.org').ip}]:"
+            f"{net.host('mx2.example.org').port}") in hop.lookups  # fmt: skip
+    assert len(net.host("mx2.example.org").mailbox) == 0
+    # One journey, followed through Postfix: the network links the MX's arrival from the
+    # Postfix hop's address to the recipient queued there.
+    [journey] = net.journeys("bob@example.org")
+    assert journey.status == "delivered"
+    assert journey.hops == [SUB, PF, "mx1.example.org"]
+    assert "relayed: to mx1.example.org (by Postfix)" in journey.describe()
+    sent = hop.wait_for_delivery("bob@example.org")
+    assert (sent.outcome, sent.status) == ("sent", "2.0.0")
+    assert sent.relay == f"{net.host('mx1.example.org').ip}[{net.host('mx1.example.org').ip}]:" + (
+        str(net.host("mx1.example.org").port)
+    )
+
+
+def test_postfix_falls_back_to_the_backup_mx_after_a_4xx(
+    network: tuple[MailNetwork, PostfixHop],
+) -> None:
+    net, _ = network
+    net.host("mx1.example.org").faults.defer("rcpt", 451, "try later", enhanced="4.3.0")
+    send(net, ["carol@example.org"])
+    net.run_until_idle()
+    net.host("mx2.example.org").mailbox.wait_for(1, timeout=30, to="carol@example.org")
+    assert len(net.host("mx1.example.org").mailbox) == 0
+    assert net.host("mx1.example.org").transactions.wait_for(1, timeout=5, code=451)
+
+
+def test_postfix_bounces_to_the_sender_with_its_own_dsn(
+    network: tuple[MailNetwork, PostfixHop],
+) -> None:
+    net, hop = network
+    net.add_domain("nomail.test", null_mx=True)
+    send(net, ["dave@nomail.test"])
+    net.run_until_idle()
+    # Accepted first (as Postfix does with a domain it cannot route), bounced afterwards.
+    [journey] = net.journeys("dave@nomail.test")
+    assert (journey.host, journey.status) == (PF, "queued"), journey.describe()
+    [dsn] = net.host("mx.example.test").mailbox.wait_for(1, timeout=30, to="alice@example.test")
+    assert dsn.mail_from == ""
+    report = parse_dsn(dsn.raw)
+    block = report.recipient("dave@nomail.test")
+    assert (block.action, block.status) == ("failed", "5.1.10")
+    assert report.reporting_mta == PF
+    bounce = hop.wait_for_delivery("dave@nomail.test")
+    assert hop.deliveries()[0] == bounce
+    assert (bounce.outcome, bounce.status, bounce.relay) == ("bounced", "5.1.10", "none")
+    assert (
+        "dave@nomail.test",
+        "error:5.1.10 Domain nomail.test accepts no mail (null MX, RFC 7505)",
+    ) in (hop.lookups)
+
+
+def test_hop_settings_are_checked(smtp_dns: FakeDNS) -> None:
+    with MailNetwork(smtp_dns) as net:
+        with pytest.raises(TypeError, match="queue_directory is set by the private instance"):
+            net.add_postfix(PF, queue_directory="/var/spool/postfix")
+        with pytest.raises(TypeError, match="transport_maps is set by the network hop"):
+            net.add_postfix(PF, transport_maps="hash:/etc/postfix/transport")
+        with pytest.raises(ValueError, match=r"looks like 'postfix\.example\.test'"):
+            net.add_postfix("bad name")
+    with pytest.raises(ValueError, match="lower-case letters"):
+        main_cf_value("Bad-Name", "x")
+    with pytest.raises(ValueError, match="must be one line"):
+        main_cf_value("myorigin", "a\nb")
+    assert main_cf_value("smtputf8_enable", False) == "no"
+    assert main_cf_value("mynetworks", ["127.0.0.0/8", "[::1]/128"]) == "127.0.0.0/8, [::1]/128"
+
+
+def test_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the lookup of the binary is replaced: what is under test is the message.
+    monkeypatch.setattr("pytest_smtp.relay.postfix.find_postfix", lambda: None)
+    with pytest.raises(PostfixError, match="install the Debian package 'postfix'"):
+        Postfix().start()

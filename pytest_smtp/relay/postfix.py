@@ -353,18 +353,34 @@ class Postfix:
         seconds for it; None when the time runs out or Postfix stops first. Woken by each
         new line."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        found: list[re.Match[str]] = []
+
+        def check(lines: list[str]) -> bool:
+            found.extend(m for line in lines if (m := regex.search(line)) is not None)
+            return bool(found)
+
+        return found[0] if self.wait_until(check, timeout, incremental=True) else None
+
+    def wait_until(
+        self,
+        check: Callable[[list[str]], bool],
+        timeout: float = 30.0,
+        *,
+        incremental: bool = False,
+    ) -> bool:
+        """Wait until ``check(lines)`` is true, re-checked on each new log line (all lines so
+        far, or with ``incremental`` only the new ones); False when ``timeout`` seconds pass
+        or Postfix stops first."""
         deadline = time.monotonic() + timeout
         seen = 0
         with self._changed:
             while True:
-                for line in self._lines[seen:]:
-                    found = regex.search(line)
-                    if found is not None:
-                        return found
+                if check(self._lines[seen:] if incremental else list(self._lines)):
+                    return True
                 seen = len(self._lines)
                 remaining = deadline - time.monotonic()
                 if self._ended or remaining <= 0:
-                    return None
+                    return False
                 self._changed.wait(remaining)
 
     def wait_for_delivery(

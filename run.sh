@@ -17,10 +17,22 @@ debian_tools() {
   command -v swaks >/dev/null 2>&1 || want+=(swaks)
   command -v dig >/dev/null 2>&1 || want+=(dnsutils)
   [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null 2>&1 || want+=(dovecot-imapd dovecot-pop3d)
+  # Postfix: private instances for MailNetwork.add_postfix and the fidelity differential
+  # (tests/fidelity, in a network namespace: unshare from util-linux, ip from iproute2).
+  [ -x /usr/sbin/postfix ] || command -v postfix >/dev/null 2>&1 || want+=(postfix)
+  command -v ip >/dev/null 2>&1 || want+=(iproute2)
   if [ ${#want[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      # No system Postfix: "No configuration" (no main.cf) and no service started during the
+      # install (policy-rc.d 101), so nothing takes port 25 from the tests.
+      echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+      local policy=/usr/sbin/policy-rc.d made=""
+      if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made=1
+      fi
       apt-get update -qq >/dev/null
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
+      if [ -n "$made" ]; then rm -f "$policy"; fi
     else
       echo "run.sh: please install ${want[*]} (Debian packages) for the external-tool tests" >&2
     fi

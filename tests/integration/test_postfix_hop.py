@@ -147,3 +147,24 @@ def test_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("pytest_smtp.relay.postfix.find_postfix", lambda: None)
     with pytest.raises(PostfixError, match="install the Debian package 'postfix'"):
         Postfix().start()
+
+
+def test_a_private_instance_on_its_own() -> None:
+    _need_postfix()
+    postfix = Postfix("solo.test", host="127.0.0.1", main_cf={"smtputf8_enable": False})
+    with postfix:
+        directory = postfix.directory
+        assert directory is not None and (directory / "main.cf").is_file()
+        assert "smtputf8_enable = no" in (directory / "main.cf").read_text()
+        with smtplib.SMTP(*postfix.address, local_hostname="client.test", timeout=10) as client:
+            code, features = client.ehlo()
+        assert code == 250 and features.startswith(b"solo.test")
+        assert b"SMTPUTF8" not in features
+        assert postfix.queue() == []
+        postfix.flush()  # postqueue -f against this instance (nothing queued)
+        assert postfix.wait_for_log(r"postfix/master\[\d+\]: daemon started", 1) is not None
+    assert not postfix.running and postfix.directory is None
+    assert not directory.exists()
+    assert f"configuration {directory}" in postfix.log  # the log outlives the instance
+    with pytest.raises(PostfixError, match="not running"):
+        postfix.queue()

@@ -8,9 +8,9 @@ parameters the next hop saw. Each test compares one scenario.
 
 Where Postfix departs from the RFCs the expected result follows the RFC: :data:`DIFFERENCES`
 says where and why (docs/explanation/fidelity.md has the table), and
-:func:`test_postfix_still_departs_where_the_table_says` keeps the table true. Scenarios in
-:data:`PENDING` fail today: issue 13 items fixed on other branches; strict xfail, so the marker
-must go when the fix lands.
+:func:`test_postfix_still_departs_where_the_table_says` keeps the table true. A scenario
+whose fix is still pending goes in :data:`PENDING` (strict xfail, so the marker must go when the
+fix lands); none is today.
 
 Needs root, ``unshare`` and the ``postfix`` package: under CI all are given and the tests fail
 without them; elsewhere they skip.
@@ -70,18 +70,10 @@ DIFFERENCES: dict[tuple[str, str], dict[str, tuple[Any, Any]]] = {
     },
 }
 
-# Scenario -> the issue 13 item whose fix (on another branch) makes it agree.
-PENDING: dict[str, str] = {
-    "fallback_451_rcpt": "item 1: a 4xx moves the recipient on to the backup MX",
-    "servfail": "item 2: expiry keeps the last real status (4.4.3), not 4.4.7",
-    "all_mx_down": "item 2: expiry keeps the last real status (4.4.1), not 4.4.7",
-    "rcpt_451_only_mx": "item 2: expiry keeps the MX's own 4xx status, not 4.4.7",
-    "delayed_dsn": "item 2: expiry keeps the MX's own 4xx status, not 4.4.7",
-    "smtputf8_incapable_ascii": "item 3: an all-ASCII message needs no SMTPUTF8 downstream",
-    "smtputf8_incapable_utf8": "item 4: RFC 6533 DSNs about UTF-8 addresses, parse_dsn",
-    "hop_count_49": "item 5: a loop is refused in the SMTP dialogue at Postfix's threshold",
-    "hop_count_50": "item 5: a loop is refused in the SMTP dialogue, no DSN",
-}
+# Scenario -> the issue 13 item whose fix (not yet on this branch) makes it agree. Empty since
+# the relay-fidelity fixes (items 1-5) landed; a scenario goes here, with the reason, only
+# while its fix is pending.
+PENDING: dict[str, str] = {}
 
 
 def _need(tool_ok: bool, what: str) -> None:

@@ -2,11 +2,12 @@
 :class:`~pytest_smtp.relay.chain.MailNetwork`.
 
 :class:`Postfix` runs Debian's ``postfix`` (package ``postfix``) with its own configuration
-directory (``main.cf``/``master.cf`` written here), its own queue and data directories and its
-log in a file (``maillog_file``), listening on one loopback address and port. Nothing under
-``/etc/postfix`` is read or changed, no service runs chrooted, and no system Postfix is needed
-or touched. Postfix's master daemon starts as root and hands work to the ``postfix`` user, so
-this needs root (as in CI containers); it says so when it is not.
+directory (``main.cf``/``master.cf`` written here), its own queue and data directories, its
+log read from ``postfix start-fg`` (``maillog_file = /dev/stdout``), listening on one loopback
+address and port. Nothing under ``/etc/postfix`` is read or changed, no service runs
+chrooted, and no system Postfix is needed or touched. Postfix's master daemon starts as root
+and hands work to the ``postfix`` user, so this needs root (as in CI containers); it says so
+when it is not.
 
 :class:`PostfixHop` puts such an instance into a mail network as one hop (see
 :meth:`~pytest_smtp.relay.chain.MailNetwork.add_postfix`). The network's hosts listen on

@@ -96,7 +96,8 @@ class SPFVerdict:
     client_ip: str
 
     def __str__(self) -> str:
-        return f"spf={self.result} ({self.identity} {self.domain} from {self.client_ip}: {self.reason})"
+        where = f"{self.identity} {self.domain} from {self.client_ip}"
+        return f"spf={self.result} ({where}: {self.reason})"
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ class DMARCVerdict:
     spf_aligned: bool = False
 
     def __str__(self) -> str:
-        return f"dmarc={self.result} (header.from={self.from_domain} p={self.policy}: {self.reason})"
+        return (
+            f"dmarc={self.result} (header.from={self.from_domain} p={self.policy}: {self.reason})"
+        )
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ def _org_domain(domain: str) -> str:
 
 def _dmarc_record(resolver: _Resolver, domain: str) -> tuple[str | None, str | None, str]:
     """``(record, org_domain_if_fallback, note)``: the policy that applies to ``domain``."""
-    candidates = [(domain, None)]
+    candidates: list[tuple[str, str | None]] = [(domain, None)]
     org = _org_domain(domain)
     if org != domain:
         candidates.append((org, org))
@@ -372,8 +375,10 @@ def _dmarc_record(resolver: _Resolver, domain: str) -> tuple[str | None, str | N
             return records[0], fallback, f"_dmarc.{name}"
         if len(records) > 1:
             return None, None, f"_dmarc.{name} has {len(records)} DMARC records (none applies)"
-    return None, None, f"no DMARC record at _dmarc.{domain}" + (
-        f" nor _dmarc.{org}" if org != domain else ""
+    return (
+        None,
+        None,
+        f"no DMARC record at _dmarc.{domain}" + (f" nor _dmarc.{org}" if org != domain else ""),
     )
 
 
@@ -511,7 +516,9 @@ def verify(message: Message, dns_server: FakeDNS | _Resolver) -> AuthResults:
 
 
 # -- publishing ----------------------------------------------------------------------------------
-def publish_dkim_key(dns_server: FakeDNS, domain: str, selector: str = "s1", *, bits: int = 2048) -> bytes:
+def publish_dkim_key(
+    dns_server: FakeDNS, domain: str, selector: str = "s1", *, bits: int = 2048
+) -> bytes:
     """Make an RSA key pair, publish its public half at ``selector._domainkey.domain`` and
     return the private key (PEM, PKCS#8) for the application under test to sign with::
 

@@ -501,7 +501,9 @@ class _Linter:
         for number, start in enumerate(starts, 1):
             stop = starts[number] if number < len(starts) else end
             part_where = f"part {number}" if where == "body" else f"{where}.{number}"
-            part = _parse_entity(entity.body[start + 1 : stop], entity.body_line + start + 1, part_where)
+            part = _parse_entity(
+                entity.body[start + 1 : stop], entity.body_line + start + 1, part_where
+            )
             self.findings.extend(part.problems)
             self.non_ascii_headers(part)
             yield from self.entities(part, part_where, nested)

@@ -82,7 +82,7 @@ _MAX_QP_LINE = 76
 _MAX_DEPTH = 50
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_LINE_END = re.compile(rb"\r\n|\n|\r")
+_LINE_END = re.compile(rb"\r?\n")  # a bare CR is reported, not taken as a line end
 _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\s]")
 _QP_BAD_ESCAPE = re.compile(rb"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\r?\n|$))")
@@ -142,7 +142,7 @@ class _Entity:
 
 
 def _split_lines(raw: bytes) -> list[bytes]:
-    """Lines without their ending; CRLF, bare LF and bare CR all end a line."""
+    """Lines without their ending; CRLF and bare LF end a line (a bare CR stays in it)."""
     lines = _LINE_END.split(raw)
     if lines and lines[-1] == b"":
         lines.pop()
@@ -151,53 +151,55 @@ def _split_lines(raw: bytes) -> list[bytes]:
 
 def _parse_entity(lines: list[bytes], first_line: int, where: str) -> _Entity:
     fields: list[_Field] = []
-    problems: list[Finding] = []
+    chunks: list[list[bytes]] = []  # each field's lines, joined once at the end (linear)
+    seen: dict[str, tuple[int, int, str]] = {}  # code -> (first line, count, text)
+
+    def problem(code: str, number: int, text: str) -> None:
+        first, count, shown = seen.get(code, (number, 0, text))
+        seen[code] = (first, count + 1, shown)
+
     index = 0
     while index < len(lines):
         line = lines[index]
         number = first_line + index
+        index += 1
         if line == b"":
-            index += 1
             break
         if line[:1] in (b" ", b"\t"):
             if not fields:
-                problems.append(
-                    _finding(
-                        "header-fold-orphan",
-                        f"line {number}",
-                        f"{where} starts with a continuation line {_show(line)}; a folded line "
-                        "must follow a field's first line",
-                    )
+                problem(
+                    "header-fold-orphan",
+                    number,
+                    f"{where} starts with a continuation line {_show(line)}; a folded line "
+                    "must follow a field's first line",
                 )
-            else:
-                if not line.strip(b" \t"):
-                    problems.append(
-                        _finding(
-                            "header-fold-blank",
-                            f"line {number}",
-                            f"header {fields[-1].name!r} has a folded line made only of white "
-                            "space; fold only before non-blank text",
-                        )
-                    )
-                fields[-1].value += line
-            index += 1
+                continue
+            if not line.strip(b" \t"):
+                problem(
+                    "header-fold-blank",
+                    number,
+                    f"header {fields[-1].name!r} has a folded line made only of white space; "
+                    "fold only before non-blank text",
+                )
+            chunks[-1].append(line)
             continue
         name, colon, value = line.partition(b":")
         if not colon or not _FIELD_NAME.fullmatch(name.rstrip(b" \t")):
-            problems.append(
-                _finding(
-                    "header-malformed",
-                    f"line {number}",
-                    f"{_show(line)} in the header section of {where} is neither 'Name: value' "
-                    "nor a continuation (missing blank line before the body?)",
-                )
+            problem(
+                "header-malformed",
+                number,
+                f"{_show(line)} in the header section of {where} is neither 'Name: value' "
+                "nor a continuation (missing blank line before the body?)",
             )
-        else:
-            text = name.rstrip(b" \t").decode("ascii").lower()
-            fields.append(_Field(text, value, number))
-        index += 1
-    else:
-        index = len(lines)
+            continue
+        fields.append(_Field(name.rstrip(b" \t").decode("ascii").lower(), b"", number))
+        chunks.append([value])
+    for f, parts in zip(fields, chunks, strict=True):
+        f.value = b"".join(parts)
+    problems = [
+        _finding(code, f"line {first}", f"{count} line(s): {text}" if count > 1 else text)
+        for code, (first, count, text) in seen.items()
+    ]
     return _Entity(fields, lines[index:], first_line + index, problems)
 
 
@@ -413,14 +415,17 @@ class _Linter:
     def non_ascii_headers(self, entity: _Entity) -> None:
         if self.smtputf8:
             return
-        for f in entity.fields:
-            if _EIGHT_BIT.search(f.value):
-                self.add(
-                    "non-ascii-header",
-                    f"header {f.name!r} (line {f.line})",
-                    f"{f.name!r} holds raw 8-bit bytes but MAIL FROM had no SMTPUTF8; encode "
-                    "it as RFC 2047 encoded words (=?utf-8?b?...?=) or send SMTPUTF8",
-                )
+        found = [f for f in entity.fields if _EIGHT_BIT.search(f.value)]
+        if found:
+            first = found[0]
+            names = ", ".join(sorted({repr(f.name) for f in found}))
+            self.add(
+                "non-ascii-header",
+                f"header {first.name!r} (line {first.line})",
+                f"{len(found)} field(s) ({names}) hold raw 8-bit bytes but MAIL FROM had no "
+                "SMTPUTF8; encode them as RFC 2047 encoded words (=?utf-8?b?...?=) or send "
+                "SMTPUTF8",
+            )
 
     def entities(self, entity: _Entity, where: str, boundaries: tuple[str, ...]) -> Iterator[int]:
         """Check ``entity`` and its parts; yields the line number of each 8-bit body line."""
@@ -551,6 +556,7 @@ def lint(message: Message) -> list[Finding]:
 
     Returns the findings in a stable order (line endings, line lengths, HELO, origin fields,
     headers, MIME structure, 8BITMIME); an empty list means clean. Each kind of defect is
-    reported once, with a count and the first place where it occurs.
+    reported once per place (the message, or one MIME part), with a count and the first
+    line where it occurs.
     """
     return _Linter(message).run()

@@ -313,6 +313,24 @@ def test_several_defects_are_all_reported() -> None:
     }
 
 
+def test_bare_cr_in_a_header_is_only_bare_cr() -> None:
+    raw = HEAD.replace(b"Your order", b"Your\rorder") + b"\r\nx\r\n"
+    assert codes(make(raw)) == ["bare-cr"]
+
+
+def test_a_defect_on_many_lines_is_one_finding_with_a_count() -> None:
+    raw = HEAD + b"no colon here\r\n" * 1000 + b"\r\nx\r\n"
+    (finding,) = lint(make(raw))
+    assert (finding.code, finding.where) == ("header-malformed", "line 6")
+    assert finding.text.startswith("1000 line(s): ")
+
+
+def test_many_continuation_lines_are_joined_once() -> None:
+    # 200 000 folded lines: joined once (linear), not appended one by one (quadratic).
+    raw = HEAD + b"X-Long: start\r\n" + b" more\r\n" * 200_000 + b"\r\nx\r\n"
+    assert lint(make(raw)) == []
+
+
 def test_finding_is_a_value() -> None:
     finding = Finding("bare-cr", "error", "RFC 5322 §2.3", "line 1", "x")
     assert finding == Finding("bare-cr", "error", "RFC 5322 §2.3", "line 1", "x")

@@ -30,13 +30,13 @@ import dns.exception
 import dns.resolver
 
 try:
-    import authres
-    import authres.arc
-    import authres.dmarc
-    import dkim
-    import dmarc
-    import spf
-    from publicsuffixlist import PublicSuffixList
+    import authres  # type: ignore[import-untyped]
+    import authres.arc  # type: ignore[import-untyped]
+    import authres.dmarc  # type: ignore[import-untyped]
+    import dkim  # type: ignore[import-untyped]
+    import dmarc  # type: ignore[import-untyped]
+    import spf  # type: ignore[import-untyped]
+    from publicsuffixlist import PublicSuffixList  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         f"pytest_smtp.quality.auth needs the 'auth' extra ({exc.name} is missing): "

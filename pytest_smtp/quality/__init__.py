@@ -30,18 +30,6 @@ if TYPE_CHECKING:
         verify,
     )
 
-_AUTH_NAMES = (
-    "ARCVerdict",
-    "AuthResults",
-    "DKIMVerdict",
-    "DMARCVerdict",
-    "SPFVerdict",
-    "publish_dkim_key",
-    "publish_dmarc",
-    "publish_spf",
-    "verify",
-)
-
 __all__ = [
     "CODES",
     "ARCVerdict",
@@ -62,6 +50,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _AUTH_NAMES:
+    if name in __all__:  # the auth names: imported on first use (they need the extra)
         return getattr(importlib.import_module("pytest_smtp.quality.auth"), name)
     raise AttributeError(f"module 'pytest_smtp.quality' has no attribute {name!r}")

@@ -43,6 +43,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from pytest_smtp.smtp.address import EnvelopeSyntaxError
+from pytest_smtp.smtp.address import _check_domain as check_domain
+
 if TYPE_CHECKING:
     from pytest_smtp.mail import Message
 
@@ -87,7 +90,6 @@ _EIGHT_BIT = re.compile(rb"[\x80-\xff]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\s]")
 _QP_BAD_ESCAPE = re.compile(rb"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\r?\n|$))")
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _GENERAL_LITERAL = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 _KNOWN_CTE = ("7bit", "8bit", "binary", "quoted-printable", "base64")
 
@@ -285,36 +287,24 @@ def _count_mailboxes(value: bytes) -> int:
 
 
 def _helo_problem(helo: str) -> str | None:
-    if helo.startswith("[") and helo.endswith("]"):
-        inner = helo[1:-1]
-        if inner[:5].lower() == "ipv6:":
-            try:
-                ipaddress.IPv6Address(inner[5:])
-            except ValueError:
-                return f"{helo!r} is not a valid IPv6 address literal"
-            return None
-        if re.fullmatch(r"[0-9.]+", inner):
-            try:
-                ipaddress.IPv4Address(inner)
-            except ValueError:
-                return f"{helo!r} is not a valid IPv4 address literal"
-            return None
-        if _GENERAL_LITERAL.fullmatch(inner):
-            return None
-        return f"{helo!r} is not an address literal such as [192.0.2.1] or [IPv6:2001:db8::1]"
+    """Why ``helo`` is neither a Domain nor an address-literal (RFC 5321 §4.1.2), or None."""
     try:
         ipaddress.ip_address(helo)
     except ValueError:
         pass
     else:
         return f"{helo!r} is an IP address without brackets; send it as [{helo}]"
-    labels = helo.split(".")
-    if len(helo) <= 255 and all(len(label) <= 63 and _LABEL.fullmatch(label) for label in labels):
-        return None
-    return (
-        f"{helo!r} is not a domain (letters, digits and inner hyphens, in dot-separated labels) "
-        "nor an address literal such as [192.0.2.1]"
-    )
+    literal = helo[1:-1] if helo.startswith("[") and helo.endswith("]") else ""
+    if _GENERAL_LITERAL.fullmatch(literal) and literal[:5].lower() != "ipv6:":
+        return None  # General-address-literal: [tag:content]
+    try:
+        check_domain(helo, utf8=False, enhanced="5.5.2")
+    except EnvelopeSyntaxError as exc:
+        return (
+            f"{helo!r} is not a domain (letters, digits and inner hyphens, in dot-separated "
+            f"labels) nor an address literal such as [192.0.2.1] ({exc.text})"
+        )
+    return None
 
 
 class _Linter:

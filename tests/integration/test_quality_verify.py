@@ -1,9 +1,12 @@
-"""verify(): messages signed with dkimpy by the test, sent over smtplib to a real SMTPServer,
-verified against a real FakeDNS (DKIM, SPF, DMARC, ARC) and rendered by authres."""
+"""verify() and assert_authenticated(): messages signed with dkimpy by the test, sent over
+smtplib to a real SMTPServer, verified against a real FakeDNS (DKIM, SPF, DMARC, ARC) and
+rendered by authres."""
 
 from __future__ import annotations
 
 import smtplib
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import authres
@@ -15,6 +18,7 @@ import pytest
 from pytest_smtp import SMTPServer
 from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.mail import Message
+from pytest_smtp.quality import assert_authenticated
 from pytest_smtp.quality.auth import (
     AuthResults,
     publish_dkim_key,
@@ -313,6 +317,76 @@ def test_arc_chain_of_a_forwarder_passes_where_dkim_breaks(fake: FakeDNS) -> Non
         broken = verify(send(final_mx, tampered, mail_from="list@list.test"), fake)
         assert broken.arc.result == "fail"
         assert "arc=fail" in broken.header("mx.inbox.test")
+
+
+# -- assert_authenticated -------------------------------------------------------------------------
+def test_authenticated_message_passes_and_returns_results(mx: SMTPServer, fake: FakeDNS) -> None:
+    key = publish_all(fake)
+    message = send(mx, sign(RAW, "example.test", key))
+    results = assert_authenticated(message, fake, dkim_domain="example.test")
+    assert results.dmarc.result == "pass"
+    assert assert_authenticated(results) is results
+
+
+def test_failure_text_says_why(mx: SMTPServer, fake: FakeDNS) -> None:
+    key = publish_all(fake)
+    message = send(
+        mx, sign(RAW, "example.test", key).replace(b"Thank", b"THANK"), mail_from="x@elsewhere.test"
+    )
+    with pytest.raises(AssertionError) as info:
+        assert_authenticated(message, fake)
+    text = str(info.value)
+    assert "is not authenticated as expected" in text
+    assert "dkim: expected pass, got fail: dkim=fail (d=example.test s=s1: body hash mismatch" in (
+        text
+    )
+    # elsewhere.test is in no fake zone: the fake DNS refuses it, as an unreachable DNS would.
+    assert "spf: expected pass, got temperror" in text and "REFUSED" in text
+    assert "dmarc: expected pass, got fail" in text
+    assert "p=reject" in text
+
+
+def test_expectations_take_other_words_tuples_and_none(mx: SMTPServer, fake: FakeDNS) -> None:
+    key = publish_all(fake)
+    fake.remove("example.test", "TXT")
+    publish_spf(fake, "example.test", "v=spf1 ~all")
+    message = send(mx, sign(RAW, "example.test", key))
+    results = assert_authenticated(message, fake, spf="softfail", arc="none")
+    assert_authenticated(results, spf=("pass", "softfail"))
+    assert_authenticated(results, spf=None, dmarc=None)
+    with pytest.raises(AssertionError, match="spf: expected pass, got softfail"):
+        assert_authenticated(results)
+
+
+def test_dkim_domain_names_the_signers_found(mx: SMTPServer, fake: FakeDNS) -> None:
+    key = publish_all(fake)
+    results = verify(send(mx, sign(RAW, "example.test", key)), fake)
+    with pytest.raises(AssertionError, match=r"no passing signature by d=esp\.test .*example"):
+        assert_authenticated(results, dkim_domain="esp.test")
+
+
+def test_bad_expectation_or_missing_dns_is_a_clear_error(mx: SMTPServer, fake: FakeDNS) -> None:
+    key = publish_all(fake)
+    message = send(mx, sign(RAW, "example.test", key))
+    with pytest.raises(ValueError, match="spf= takes one of pass, fail, softfail"):
+        assert_authenticated(message, fake, spf="ok")
+    with pytest.raises(TypeError, match="needs the FakeDNS"):
+        assert_authenticated(message)
+
+
+def test_missing_extra_is_an_import_error_naming_it() -> None:
+    code = (
+        "import sys; sys.modules['dkim'] = None\n"
+        "try:\n"
+        "    import pytest_smtp.quality.auth\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "needs the 'auth' extra (dkim is missing)" in out
+    assert "pip install 'pytest-smtp-suite[auth]'" in out
 
 
 def test_verify_needs_a_dns(mx: SMTPServer) -> None:

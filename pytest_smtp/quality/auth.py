@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 _PSL = PublicSuffixList()
+# dkimpy's text for an absent key record: "missing public key: b's1._domainkey.example.test.'"
+_MISSING_KEY = re.compile(r"missing public key: (?:b')?(.*?)\.?'?$")
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,7 @@ def _dkim(raw: bytes, resolver: _Resolver) -> list[DKIMVerdict]:
             if text.startswith("DnsTimeoutError"):
                 verdicts.append(DKIMVerdict("temperror", text, *_ds(checker)))
             elif text.startswith("missing public key"):
-                name = text.partition(": ")[2].strip("b'.")
+                name = _MISSING_KEY.sub(r"\1", text)
                 verdicts.append(DKIMVerdict("permerror", f"key not found: {name}", *_ds(checker)))
             else:
                 verdicts.append(DKIMVerdict("permerror", f"bad key: {text}", *_ds(checker)))

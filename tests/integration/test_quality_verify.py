@@ -123,9 +123,9 @@ def test_wrong_key_fails(mx: SMTPServer, fake: FakeDNS) -> None:
 
 def test_missing_key_record_is_permerror_naming_the_record(mx: SMTPServer, fake: FakeDNS) -> None:
     key = publish_all(fake)
-    (verdict,) = check(mx, fake, sign(RAW, "example.test", key, selector="gone")).dkim
+    (verdict,) = check(mx, fake, sign(RAW, "example.test", key, selector="bygone")).dkim
     assert verdict.result == "permerror"
-    assert verdict.reason == "key not found: gone._domainkey.example.test"
+    assert verdict.reason == "key not found: bygone._domainkey.example.test"
 
 
 def test_dns_failure_for_the_key_is_temperror(mx: SMTPServer, fake: FakeDNS) -> None:

@@ -5,10 +5,10 @@ thread (or event loop). :class:`Mailbox` and :class:`TransactionLog` are thread-
 ``wait_for`` methods are event-driven: an append wakes the waiters, nothing polls.
 
 :class:`Message` keeps the bytes exactly as received and parses them lazily with
-``email.policy.default``. Header parsing in the :mod:`email` package is super-linear on crafted
-input, so what reaches the parser is capped (see :data:`MAX_HEADER_SECTION`,
-:data:`MAX_FIELD`, :data:`MAX_STRUCTURED_FIELD`); each cut is recorded in
-:attr:`Message.parse_defects`.
+``email.policy.default`` through :func:`pytest_smtp.parsing.parse_message`, which caps the size
+and the cost of what reaches the stdlib's super-linear header parser (see
+:data:`MAX_HEADER_SECTION`, :data:`MAX_FIELD`, :data:`MAX_STRUCTURED_FIELD`); each cut is
+recorded in :attr:`Message.parse_defects`.
 
 This module never imports pytest.
 """
@@ -16,7 +16,6 @@ This module never imports pytest.
 from __future__ import annotations
 
 import asyncio
-import email.parser
 import re
 import threading
 import time
@@ -26,13 +25,18 @@ from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.generator import BytesGenerator
-from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
-from email.policy import EmailPolicy
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, get_args, overload
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, get_args, overload
 
 from pytest_smtp import engine as _engine_module
+from pytest_smtp.parsing import (
+    MAX_FIELD,
+    MAX_HEADER_SECTION,
+    MAX_STRUCTURED_FIELD,
+    SERIALIZE_POLICY,
+    parse_message,
+)
 
 __all__ = [
     "MAX_FIELD",
@@ -66,15 +70,6 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 #: Every valid :data:`Stage`, in dialogue order.
 STAGES: tuple[str, ...] = get_args(Stage)
 
-#: Bytes of the top-level header section handed to the parser; later fields are dropped.
-MAX_HEADER_SECTION = 64 * 1024
-#: Characters kept of one unstructured header field (Subject, Received, X-...).
-MAX_FIELD = 8 * 1024
-#: Characters kept of one structured field (addresses, Content-Type, Date, Message-ID, ...).
-#: Lower than :data:`MAX_FIELD` because the address parser is quadratic: a crafted 8 KiB ``To``
-#: takes about 0.5 s, 4 KiB about 0.15 s.
-MAX_STRUCTURED_FIELD = 4 * 1024
-
 _T = TypeVar("_T")
 _TextMatch: TypeAlias = "str | re.Pattern[str]"
 
@@ -97,6 +92,7 @@ class MailboxTimeout(MailboxError, TimeoutError):
 _ENHANCED_RE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _ENHANCED_PREFIX_RE = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 _REPLY_LINE_RE = re.compile(r"(\d{3})(?:([ -])(.*))?")
+_CRLF_RE = re.compile(r"\r\n|\r|\n")
 ReplyKind = Literal["positive", "intermediate", "transient", "permanent"]
 
 
@@ -258,186 +254,6 @@ class Envelope:
 
 
 # --------------------------------------------------------------------------------------------
-# Capped parsing
-
-# The header registry's structured fields; a unit test keeps this in step with the stdlib.
-_STRUCTURED_FIELDS = frozenset(
-    {
-        "bcc",
-        "cc",
-        "content-disposition",
-        "content-transfer-encoding",
-        "content-type",
-        "date",
-        "from",
-        "message-id",
-        "mime-version",
-        "orig-date",
-        "reply-to",
-        "resent-bcc",
-        "resent-cc",
-        "resent-date",
-        "resent-from",
-        "resent-sender",
-        "resent-to",
-        "sender",
-        "to",
-    }
-)
-_MIME_FIELDS = frozenset({b"mime-version", b"content-type", b"content-transfer-encoding"})
-# The same header-line test as email.feedparser: the header section ends at the first line
-# that is neither a field, a continuation nor an mbox "From " line.
-_HEADER_LINE_RE = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
-_NEWLINE_RE = re.compile(rb"\r\n|\r|\n")
-_CRLF_RE = re.compile(r"\r\n|\r|\n")
-_FEED_CHUNK = 1 << 20
-_UNSTRUCTURED = HeaderRegistry(use_default_map=False)
-
-if TYPE_CHECKING:
-    _EmailPolicyBase = EmailPolicy[EmailMessage]
-else:
-    _EmailPolicyBase = EmailPolicy
-
-
-class _CappedPolicy(_EmailPolicyBase):
-    """``policy.default`` with a size cap per header field and a fallback for parser crashes.
-
-    Applies to every MIME part, not only the top-level header section. ``_defects`` (set per
-    parse) collects a line for every cut or fallback.
-    """
-
-    _defects: list[str] | None = None
-
-    def _defect(self, text: str) -> None:
-        defects = self._defects
-        if defects is not None and text not in defects:
-            defects.append(text)
-
-    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
-        name, value = super().header_source_parse(sourcelines)
-        structured = name.strip().lower() in _STRUCTURED_FIELDS
-        limit = MAX_STRUCTURED_FIELD if structured else MAX_FIELD
-        if len(value) > limit:
-            kept = _truncate_field(value, limit, structured)
-            self._defect(
-                f"header {name.strip()!r} of {len(value)} characters truncated to {len(kept)} "
-                f"(limit {limit})"
-            )
-            value = kept
-        return name, value
-
-    def header_fetch_parse(self, name: str, value: str) -> Any:
-        try:
-            return super().header_fetch_parse(name, value)
-        except Exception as exc:
-            # The stdlib parser has crashed on crafted input (RecursionError on nested
-            # comments, AttributeError on some groups); the text is still worth having.
-            self._defect(
-                f"header {name!r} could not be parsed ({type(exc).__name__}); kept as text"
-            )
-            unfolded = _CRLF_RE.sub("", value)
-            try:
-                return _UNSTRUCTURED(name, unfolded)
-            except Exception:
-                return unfolded
-
-
-def _truncate_field(value: str, limit: int, structured: bool) -> str:
-    cut = value[:limit]
-    # Prefer a cut between addresses or words so the kept part still parses cleanly.
-    boundary = cut.rfind(",") if structured else -1
-    if boundary <= limit // 2:
-        boundary = max(cut.rfind(" "), cut.rfind("\t"))
-    if boundary > limit // 2:
-        cut = cut[:boundary]
-    return cut.rstrip("\r\n \t,")
-
-
-_BASE_POLICY = _CappedPolicy(refold_source="none")
-_SERIALIZE_POLICY = _BASE_POLICY.clone(linesep="\r\n")
-
-
-def _cap_header_section(raw: bytes, defects: list[str]) -> tuple[bytes, int] | None:
-    """When the top-level header section is over :data:`MAX_HEADER_SECTION`, return the kept
-    fields and the offset where the rest of the message starts; otherwise ``None``.
-    """
-    fields: list[tuple[int, int]] = []
-    pos = 0
-    end = len(raw)
-    for newline in _NEWLINE_RE.finditer(raw):
-        start = pos
-        if newline.start() == start or not _HEADER_LINE_RE.match(raw, start):
-            end = start
-            break
-        pos = newline.end()
-        if raw[start] in b" \t" and fields:
-            fields[-1] = (fields[-1][0], pos)
-        else:
-            fields.append((start, pos))
-    else:
-        # No line break after the last field: the message is all header section.
-        if pos < len(raw) and _HEADER_LINE_RE.match(raw, pos):
-            if raw[pos] in b" \t" and fields:
-                fields[-1] = (fields[-1][0], len(raw))
-            else:
-                fields.append((pos, len(raw)))
-            end = len(raw)
-        else:
-            end = pos
-    if end <= MAX_HEADER_SECTION:
-        return None
-    kept: list[bytes] = []
-    size = 0
-    dropped = 0
-    mime_seen: set[bytes] = set()
-    for start, stop in fields:
-        colon = raw.find(b":", start, stop)
-        name = raw[start:colon].strip().lower() if colon >= 0 else b""
-        field_bytes = raw[start:stop]
-        if len(field_bytes) > 2 * MAX_FIELD:
-            # Enough for the per-field cap to cut cleanly (and record it) later.
-            field_bytes = field_bytes[: 2 * MAX_FIELD].rstrip(b"\r\n") + b"\r\n"
-        if dropped == 0 and size + len(field_bytes) <= MAX_HEADER_SECTION:
-            kept.append(field_bytes)
-            size += len(field_bytes)
-        elif name in _MIME_FIELDS and name not in mime_seen:
-            # Without these the body would be misread; their size is capped per field later.
-            kept.append(field_bytes)
-        else:
-            dropped += 1
-            continue
-        if name in _MIME_FIELDS:
-            mime_seen.add(name)
-    defects.append(
-        f"header section of {end} bytes is over the {MAX_HEADER_SECTION}-byte limit: "
-        f"{dropped} fields after it were dropped"
-    )
-    return b"".join(kept), end
-
-
-def _parse_capped(raw: bytes, defects: list[str]) -> EmailMessage:
-    policy = _BASE_POLICY.clone()
-    # Policies refuse attribute assignment; this is the per-parse defect list.
-    object.__setattr__(policy, "_defects", defects)
-    capped = _cap_header_section(raw, defects)
-    header, body_start = (b"", 0) if capped is None else capped
-    try:
-        parser = email.parser.BytesFeedParser(policy=policy)
-        parser.feed(header)
-        view = memoryview(raw)
-        for offset in range(body_start, len(raw), _FEED_CHUNK):
-            parser.feed(bytes(view[offset : offset + _FEED_CHUNK]))
-        message = parser.close()
-    except RecursionError:
-        # The feed parser recurses once per MIME level; crafted nesting exhausts the stack.
-        defects.append("MIME parts nested too deeply to parse; the body is left as one part")
-        data = header + raw[body_start:] if capped is not None else raw
-        message = email.parser.BytesParser(policy=policy).parsebytes(data, headersonly=True)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-# --------------------------------------------------------------------------------------------
 # Messages
 
 
@@ -585,7 +401,7 @@ class Message:
             with self._lock:
                 parsed = self._email
                 if parsed is None:
-                    parsed = self._email = _parse_capped(self.raw, self.parse_defects)
+                    parsed = self._email = parse_message(self.raw, self.parse_defects)[0]
         return parsed
 
     @property
@@ -727,7 +543,7 @@ def _payload(part: EmailMessage) -> bytes:
         out = BytesIO()
         for sub in payload:
             if isinstance(sub, EmailMessage):
-                generator = BytesGenerator(out, mangle_from_=False, policy=_SERIALIZE_POLICY)
+                generator = BytesGenerator(out, mangle_from_=False, policy=SERIALIZE_POLICY)
                 generator.flatten(sub)
         return out.getvalue()
     decoded = part.get_payload(decode=True)

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import email.message
-import email.parser
-import email.policy
-import importlib
 import itertools
 import re
 import threading
@@ -31,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
+
+from pytest_smtp.parsing import parse_message
 
 __all__ = [
     "HIERARCHY_DELIMITER",
@@ -178,19 +177,6 @@ def _aware(value: datetime | None) -> datetime:
     return value
 
 
-def _parse_message(raw: bytes) -> email.message.EmailMessage:
-    # The capped parser of pytest_smtp.mail guards against super-linear header parsing; it is
-    # looked up at run time so the store works on its own while that module is absent.
-    parse: Callable[[bytes], email.message.EmailMessage] | None = None
-    with contextlib.suppress(ImportError):
-        parse = getattr(importlib.import_module("pytest_smtp.mail"), "parse_bytes", None)
-    if parse is not None:
-        return parse(raw)
-    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(parsed, email.message.EmailMessage)
-    return parsed
-
-
 class FolderNotFound(KeyError):
     """A folder that does not exist was asked for; the message names the existing ones."""
 
@@ -225,7 +211,16 @@ class StoreEvent:
 class StoredMessage:
     """One message in a folder: its UID, bytes (CRLF line endings), flags and internal date."""
 
-    __slots__ = ("_email", "_imap_part", "flags", "internal_date", "raw", "recent", "uid")
+    __slots__ = (
+        "_defects",
+        "_email",
+        "_imap_part",
+        "flags",
+        "internal_date",
+        "raw",
+        "recent",
+        "uid",
+    )
 
     def __init__(
         self, uid: int, raw: bytes, flags: set[str], internal_date: datetime, recent: bool = True
@@ -241,6 +236,7 @@ class StoredMessage:
         self.recent = recent
         """IMAP ``\\Recent`` bookkeeping: True until an IMAP session has seen it."""
         self._email: email.message.EmailMessage | None = None
+        self._defects: list[str] = []
         # The IMAP server's parsed MIME structure (retrieval.imap_mime.Part), kept here because
         # raw never changes and a per-session cache re-parsed every message of a big FETCH.
         self._imap_part: object = None
@@ -252,11 +248,24 @@ class StoredMessage:
 
     @property
     def email(self) -> email.message.EmailMessage:
-        """The parsed message (``policy.default``), parsed on first use and cached."""
+        """The parsed message, parsed on first use and cached.
+
+        ``policy.default`` semantics through :func:`pytest_smtp.parsing.parse_message`, which
+        caps what reaches the stdlib parser; each cut is listed in :attr:`parse_defects`.
+        """
         parsed = self._email
         if parsed is None:
-            parsed = self._email = _parse_message(self.raw)
+            parsed, self._defects = parse_message(self.raw)
+            self._email = parsed
         return parsed
+
+    @property
+    def parse_defects(self) -> list[str]:
+        """What the capped parser cut or kept as text (see :attr:`email`); empty until parsed.
+
+        Header fields are parsed when first read, so the list can grow as they are.
+        """
+        return self._defects
 
     @property
     def subject(self) -> str | None:

@@ -63,7 +63,11 @@ CASES: dict[str, tuple[str, str, Callable[[bytes], object]]] = {
     "legit To: 100 ordinary addresses": ("To", LEGIT_TO, read_to),
     "comments in To (a)(a)...": ("To", fill("(a)"), read_to),
     'quotes in To """...': ("To", fill('"'), read_to),
-    "nested comments in To": ("To", "a@b " + "(" * (LENGTH // 2 - 2) + ")" * (LENGTH // 2 - 2), read_to),
+    "nested comments in To": (
+        "To",
+        "a@b " + "(" * (LENGTH // 2 - 2) + ")" * (LENGTH // 2 - 2),
+        read_to,
+    ),
     "comments at the caps": ("To", at_the_caps("()"), read_to),
     "quoted strings at the caps": ("To", at_the_caps('""'), read_to),
     "spaced comments (a) (a) ...": ("To", fill("(a) "), read_to),

@@ -93,7 +93,8 @@ def test_timeout_makes_the_resolver_hit_its_lifetime(fake: FakeDNS) -> None:
     started = time.monotonic()
     with pytest.raises(dns.resolver.LifetimeTimeout):
         fake.sync_resolver().resolve("example.test", "MX")
-    assert 0.3 < time.monotonic() - started < 3
+    # Lower bound: the resolver waited; upper: 10x the lifetime, so a loaded CI host passes.
+    assert 0.3 < time.monotonic() - started < 10 * fake.lifetime
     assert all(q.rcode == "TIMEOUT" for q in fake.queries)
 
 
@@ -104,9 +105,11 @@ def test_delay_answers_normally_after_the_delay(fake: FakeDNS, tcp: bool) -> Non
     response = _ask(fake, "example.test", "MX", tcp=tcp)
     assert time.monotonic() - started >= 0.25
     assert response.answer[0][0].exchange.to_text() == "mx1.example.test."
-    started = time.monotonic()
     _ask(fake, "mx1.example.test", "A", tcp=tcp)
-    assert time.monotonic() - started < 0.25
+    assert [(q.name, q.fault) for q in fake.queries] == [
+        ("example.test.", "delay"),
+        ("mx1.example.test.", None),
+    ]
 
 
 def test_truncate_sets_tc_over_udp_and_the_resolver_retries_over_tcp(fake: FakeDNS) -> None:

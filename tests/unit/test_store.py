@@ -107,6 +107,29 @@ def test_message_parses_lazily_and_caches(store: MailStore) -> None:
     assert "subject='Hello'" in repr(message)
 
 
+NESTED = b"To: a@b.test " + b"(" * 3000 + b")" * 3000 + b"\r\nSubject: deep\r\n\r\nx\r\n"
+
+
+def test_crafted_headers_use_the_capped_parser_no_recursion_error(store: MailStore) -> None:
+    message = store.deliver("bob@example.org", NESTED)
+    to = message.email["To"]  # RecursionError here before the store used the capped parser
+    assert str(to).startswith("a@b.test (((")
+    assert not hasattr(to, "addresses")  # kept as text, not parsed
+    assert message.subject == "deep"
+    assert message.email.get_content() == "x\r\n"
+    assert message.parse_defects == [
+        "header 'To' of 6009 characters truncated to 4096 (limit 4096)",
+        "header 'To' has comments nested 3000 deep (limit 32); kept as unstructured text",
+    ]
+
+
+def test_parse_defects_are_empty_for_ordinary_mail(store: MailStore) -> None:
+    message = store.deliver("bob@example.org", RAW)
+    assert message.parse_defects == []
+    assert message.email["Subject"] == "Hello"
+    assert message.parse_defects == []
+
+
 # -- flags ----------------------------------------------------------------------------------------
 def test_flag_normalisation() -> None:
     assert [normalize_flag(f.upper()) for f in SYSTEM_FLAGS] == list(SYSTEM_FLAGS)

@@ -25,6 +25,7 @@ QUICK_ARGS = {
     "bench_memory.py": ["--size-mib", "5"],
     "bench_dns.py": ["--queries", "500", "--iterations", "200"],
     "bench_imap.py": ["--iterations", "200", "--repeat", "3"],
+    "bench_parse.py": ["--repetitions", "5"],
 }
 
 #: Seconds a script may take before it is stopped.

@@ -1,0 +1,273 @@
+"""Plain data for the report and the web view: what a test's mail looked like, as JSON.
+
+A :class:`TestRecord` holds everything the HTML report shows for one test (messages with their
+raw bytes, transactions with their outcomes, the SMTP transcript), as plain dataclasses that
+survive a JSON round trip: each pytest-xdist worker writes its records, and one process merges
+them into one report. Nothing here needs aiohttp or Jinja2.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..mail import Message, SessionInfo, Transaction
+
+__all__ = [
+    "MessageRecord",
+    "RecipientRecord",
+    "SessionRecord",
+    "TestRecord",
+    "TransactionRecord",
+]
+
+#: Test outcomes that sort first in the report (a failed test is what one opens it for).
+FAILED_OUTCOMES = ("failed", "error")
+
+
+def _peer(peer: tuple[str, int] | str) -> str:
+    return peer if isinstance(peer, str) else f"{peer[0]}:{peer[1]}"
+
+
+@dataclass
+class SessionRecord:
+    """One SMTP connection: who connected and what they negotiated (TLS, AUTH, HELO)."""
+
+    id: int
+    peer: str
+    server_hostname: str
+    helo: str | None = None
+    esmtp: bool = False
+    tls: bool = False
+    tls_mode: str | None = None
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    auth_mechanism: str | None = None
+    auth_user: str | None = None
+
+    @classmethod
+    def from_session(cls, info: SessionInfo) -> SessionRecord:
+        """The record of a live :class:`~pytest_smtp.SessionInfo`."""
+        values = {f.name: getattr(info, f.name) for f in dataclasses.fields(cls)}
+        values["peer"] = _peer(info.peer)
+        return cls(**values)
+
+    def to_session(self) -> SessionInfo:
+        """A :class:`~pytest_smtp.SessionInfo` with the same facts."""
+        host, _, port = self.peer.rpartition(":")
+        values = dataclasses.asdict(self)
+        values["peer"] = (host, int(port) if port.isdigit() else 0)
+        return SessionInfo(**values)
+
+
+@dataclass
+class RecipientRecord:
+    """One ``RCPT TO`` and the server's reply to it."""
+
+    address: str
+    options: list[str]
+    reply: str
+    accepted: bool
+
+
+@dataclass
+class MessageRecord:
+    """One message a server accepted (or dropped), with its raw bytes and envelope."""
+
+    id: int
+    """The id of the transaction that delivered it (unique per server)."""
+    server: str
+    received_at: str
+    mail_from: str
+    rcpt_tos: list[str]
+    mail_options: list[str]
+    rcpt_options: dict[str, list[str]]
+    session: SessionRecord
+    raw: bytes = field(repr=False)
+    defects: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_message(cls, message: Message) -> MessageRecord:
+        """The record of a live :class:`~pytest_smtp.Message`."""
+        return cls(
+            id=message.transaction_id,
+            server=message.server,
+            received_at=message.received_at.isoformat(),
+            mail_from=message.mail_from,
+            rcpt_tos=list(message.rcpt_tos),
+            mail_options=list(message.mail_options),
+            rcpt_options={k: list(v) for k, v in message.rcpt_options.items()},
+            session=SessionRecord.from_session(message.session),
+            raw=message.raw,
+            defects=list(message.defects),
+        )
+
+    def to_message(self) -> Message:
+        """A :class:`~pytest_smtp.Message` again: the same parsing as in a test."""
+        return Message(
+            raw=self.raw,
+            mail_from=self.mail_from,
+            rcpt_tos=self.rcpt_tos,
+            mail_options=self.mail_options,
+            rcpt_options=self.rcpt_options,
+            session=self.session.to_session(),
+            server=self.server,
+            received_at=datetime.fromisoformat(self.received_at),
+            transaction_id=self.id,
+            defects=self.defects,
+        )
+
+
+@dataclass
+class TransactionRecord:
+    """One ``MAIL FROM`` .. end attempt: its outcome, the deciding reply and its dialogue."""
+
+    id: int
+    server: str
+    session: SessionRecord
+    mail_from: str | None
+    recipients: list[RecipientRecord]
+    outcome: str | None
+    stage: str
+    reply: str | None
+    message_id: int | None
+    transcript: list[str]
+    started_at: str
+    ended_at: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_transaction(cls, txn: Transaction, server: str) -> TransactionRecord:
+        """The record of a live :class:`~pytest_smtp.Transaction` of the server ``server``."""
+        return cls(
+            id=txn.id,
+            server=server,
+            session=SessionRecord.from_session(txn.session),
+            mail_from=txn.mail_from,
+            recipients=[
+                RecipientRecord(r.address, list(r.options), str(r.reply), r.accepted)
+                for r in list(txn.recipients)
+            ],
+            outcome=txn.outcome,
+            stage=txn.stage,
+            reply=None if txn.reply is None else str(txn.reply),
+            message_id=None if txn.message is None else txn.message.transaction_id,
+            transcript=list(txn.transcript),
+            started_at=txn.started_at.isoformat(),
+            ended_at=None if txn.ended_at is None else txn.ended_at.isoformat(),
+            error=txn.error,
+        )
+
+
+@dataclass
+class TestRecord:
+    """What the report shows of one test: its outcome and every server's mail and dialogue.
+
+    ``transcript`` maps a server's ``"host:port"`` to its transcript lines
+    (``"[session] C: ..."``, as ``SMTPServer.transcript`` gives them). Fill it from live
+    servers with :meth:`add_server`; :meth:`to_dict` / :meth:`from_dict` are its JSON form.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    nodeid: str
+    outcome: str
+    duration: float = 0.0
+    messages: list[MessageRecord] = field(default_factory=list)
+    transactions: list[TransactionRecord] = field(default_factory=list)
+    transcript: dict[str, list[str]] = field(default_factory=dict)
+    longrepr: str = ""
+    """The failure text pytest printed for the test (empty when it passed)."""
+
+    @property
+    def failed(self) -> bool:
+        """True for a failed test or an error in its setup or teardown."""
+        return self.outcome in FAILED_OUTCOMES
+
+    def add_server(self, server: Any) -> TestRecord:
+        """Copy what ``server`` (an :class:`~pytest_smtp.SMTPServer`) captured; returns self."""
+        name = f"{server.host}:{server.port}"
+        self.messages.extend(MessageRecord.from_message(m) for m in server.mailbox)
+        self.transactions.extend(
+            TransactionRecord.from_transaction(t, name) for t in server.transactions
+        )
+        self.transcript[name] = list(server.transcript)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (raw message bytes in base64)."""
+        data = dataclasses.asdict(self)
+        for message in data["messages"]:
+            message["raw"] = base64.b64encode(message["raw"]).decode("ascii")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TestRecord:
+        """The record :meth:`to_dict` wrote; ``ValueError`` naming the field when it is not."""
+        try:
+            messages = [
+                MessageRecord(
+                    **{
+                        **m,
+                        "raw": base64.b64decode(m["raw"], validate=True),
+                        "session": SessionRecord(**m["session"]),
+                    }
+                )
+                for m in data.get("messages", [])
+            ]
+            transactions = [
+                TransactionRecord(
+                    **{
+                        **t,
+                        "session": SessionRecord(**t["session"]),
+                        "recipients": [RecipientRecord(**r) for r in t["recipients"]],
+                    }
+                )
+                for t in data.get("transactions", [])
+            ]
+            return cls(
+                nodeid=str(data["nodeid"]),
+                outcome=str(data["outcome"]),
+                duration=float(data.get("duration", 0.0)),
+                messages=messages,
+                transactions=transactions,
+                transcript={str(k): list(v) for k, v in data.get("transcript", {}).items()},
+                longrepr=str(data.get("longrepr", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"not a TestRecord dict ({type(exc).__name__}: {exc}); write it with "
+                "TestRecord.to_dict()"
+            ) from None
+
+
+def session_lines(transcript: list[str], session_id: int) -> list[str]:
+    """The lines of one session out of a server transcript, without the ``[id]`` prefix."""
+    prefix = f"[{session_id}] "
+    return [line[len(prefix) :] for line in transcript if line.startswith(prefix)]
+
+
+def mark_transactions(
+    lines: list[str], transactions: list[TransactionRecord]
+) -> list[tuple[str, int | None]]:
+    """``(line, transaction id or None)`` for each line of one session's transcript.
+
+    A transaction's lines are a contiguous run of its session's lines; runs are found in
+    order, each after the previous one.
+    """
+    marks: list[int | None] = [None] * len(lines)
+    cursor = 0
+    for txn in sorted(transactions, key=lambda t: t.id):
+        run = txn.transcript
+        if not run:
+            continue
+        for start in range(cursor, len(lines) - len(run) + 1):
+            if lines[start : start + len(run)] == run:
+                for i in range(start, start + len(run)):
+                    marks[i] = txn.id
+                cursor = start + len(run)
+                break
+    return list(zip(lines, marks, strict=True))

@@ -45,6 +45,20 @@ SEARCH_FIELDS = ("from", "to", "subject", "text", "outcome")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _describe_step(step: Any) -> str:
+    """A fault rule's step as a few words: its reply, or what it does instead."""
+    if step.reply is not None:
+        return str(step.reply)
+    for name in ("drop", "hang", "disconnect"):
+        if getattr(step, name):
+            return name
+    if step.disconnect_after is not None:
+        return f"disconnect after {step.disconnect_after} bytes"
+    if step.throttle is not None:
+        return f"throttle {step.throttle:g} B/s"
+    return f"delay {step.delay:g} s" if step.delay else "accept"
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
@@ -145,7 +159,7 @@ class WebServer(LoopServer):
             )
             await runner.setup()
             self._runner = runner
-            await web.SockSite(runner, sock, shutdown_timeout=0.2).start()
+            await web.SockSite(runner, sock).start()
         except BaseException:
             sock.close()
             raise
@@ -464,7 +478,7 @@ class WebServer(LoopServer):
             "index": index,
             "stage": rule.stage,
             "name": rule.name,
-            "steps": [str(step) for step in rule.steps],
+            "steps": [_describe_step(step) for step in rule.steps],
             "seen": rule.seen,
             "hits": rule.hits,
         }

@@ -255,8 +255,8 @@ def mark_transactions(
 ) -> list[tuple[str, int | None]]:
     """``(line, transaction id or None)`` for each line of one session's transcript.
 
-    A transaction's lines are a contiguous run of its session's lines; runs are found in
-    order, each after the previous one.
+    A transaction's lines are a contiguous run of its session's lines, followed by the reply
+    that decided it; runs are found in order, each after the previous one.
     """
     marks: list[int | None] = [None] * len(lines)
     cursor = 0
@@ -266,8 +266,13 @@ def mark_transactions(
             continue
         for start in range(cursor, len(lines) - len(run) + 1):
             if lines[start : start + len(run)] == run:
-                for i in range(start, start + len(run)):
+                end = start + len(run)
+                # The deciding reply is logged after the transaction has finished.
+                code = f"S: {txn.reply[:3]}" if txn.reply else None
+                while code is not None and end < len(lines) and lines[end].startswith(code):
+                    end += 1
+                for i in range(start, end):
                     marks[i] = txn.id
-                cursor = start + len(run)
+                cursor = end
                 break
     return list(zip(lines, marks, strict=True))

@@ -22,6 +22,8 @@ debian_tools() {
   # (tests/fidelity, in a network namespace: unshare from util-linux, ip from iproute2).
   [ -x /usr/sbin/postfix ] || command -v postfix >/dev/null 2>&1 || want+=(postfix)
   command -v ip >/dev/null 2>&1 || want+=(iproute2)
+  command -v chromium >/dev/null 2>&1 || want+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
   if [ ${#want[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       # No system Postfix: "No configuration" (no main.cf) and no service started during the

@@ -16,12 +16,10 @@ from typing import Any
 import dns.resolver
 import pytest
 
-pytest.importorskip("aiohttp", reason="the web extra is part of the test extra")
-
-from pytest_smtp import FakeDNS, SMTPServer  # noqa: E402
-from pytest_smtp.web import WebServer  # noqa: E402
-from pytest_smtp.web.app import routes_of  # noqa: E402
-from pytest_smtp.web.openapi import OPENAPI  # noqa: E402
+from pytest_smtp import FakeDNS, SMTPServer
+from pytest_smtp.web import WebServer
+from pytest_smtp.web.app import routes_of
+from pytest_smtp.web.openapi import OPENAPI
 
 
 def call(
@@ -70,7 +68,7 @@ def send(smtp: SMTPServer, raw: bytes, to: list[str], sender: str = "shop@exampl
 def test_openapi_documents_every_route_and_nothing_else(
     servers: tuple[SMTPServer, WebServer],
 ) -> None:
-    smtp, web = servers
+    _, web = servers
     status, served, _ = call(web, "api/openapi.json")
     assert status == 200
     assert served == json.loads(json.dumps(OPENAPI))
@@ -207,7 +205,9 @@ def test_errors_are_json_and_name_what_was_wrong(servers: tuple[SMTPServer, WebS
         assert (status, error["status"]) == (code, code), (path, error)
         assert words in error["error"], (path, error)
     request = urllib.request.Request(
-        web.url + "api/faults", data=b"{not json", method="POST",
+        web.url + "api/faults",
+        data=b"{not json",
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -222,7 +222,7 @@ def test_delete_hides_one_and_clear_empties_the_server(
     smtp, web = servers
     send(smtp, welcome("one"), ["bob@example.test"])
     send(smtp, welcome("two"), ["bob@example.test"])
-    first, second = smtp.mailbox.wait_for(2)
+    first, _ = smtp.mailbox.wait_for(2)
     assert call(web, f"api/messages/{first.transaction_id}", "DELETE")[0] == 200
     assert [m["subject"] for m in call(web, "api/messages")[1]["messages"]] == ["two"]
     assert call(web, f"api/messages/{first.transaction_id}")[0] == 404
@@ -291,9 +291,7 @@ def test_maildrop_of_a_recipient(servers: tuple[SMTPServer, WebServer]) -> None:
         "addresses": ["bob@example.test", "carol@example.test"]
     }
     status, drop, _ = call(web, "api/maildrops/carol@example.test")
-    assert status == 200 and [m["subject"] for m in drop["folders"]["INBOX"]] == [
-        "Welcome aboard"
-    ]
+    assert status == 200 and [m["subject"] for m in drop["folders"]["INBOX"]] == ["Welcome aboard"]
     uid = drop["folders"]["INBOX"][0]["uid"]
     status, raw, _ = call(web, f"api/maildrops/carol@example.test/INBOX/{uid}")
     assert status == 200 and raw == smtp.store.maildrop("carol@example.test").inbox.get(uid).raw

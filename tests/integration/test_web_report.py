@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("jinja2", reason="the web extra is part of the test extra")
-
-from pytest_smtp import SMTPServer  # noqa: E402
-from pytest_smtp.web import TestRecord, load_records, merge_reports, save_records  # noqa: E402
-from pytest_smtp.web.report import REPORT_CSP, write_report  # noqa: E402
-from pytest_smtp.web.view import FRAME_CSP  # noqa: E402
+from pytest_smtp import SMTPServer
+from pytest_smtp.web import TestRecord, load_records, merge_reports, save_records
+from pytest_smtp.web.report import REPORT_CSP, write_report
+from pytest_smtp.web.view import FRAME_CSP
 
 HOSTILE_HTML = (
     '<p id="greeting">Hello <b>Bob</b></p>'
@@ -49,9 +47,7 @@ def record_of(nodeid: str, outcome: str, reject: bool) -> TestRecord:
                 with pytest.raises(smtplib.SMTPRecipientsRefused):
                     client.sendmail("shop@example.test", ["later@example.test"], b"x")
         server.transactions.wait_for(2 if reject else 1, predicate=lambda t: not t.in_progress)
-        return TestRecord(nodeid, outcome, 0.25, longrepr="AssertionError: boom").add_server(
-            server
-        )
+        return TestRecord(nodeid, outcome, 0.25, longrepr="AssertionError: boom").add_server(server)
 
 
 def test_records_survive_json_and_merge_into_one_report(tmp_path: Path) -> None:

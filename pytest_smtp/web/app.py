@@ -9,18 +9,19 @@ thread, no copy of the data, every request reads the live server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from typing import Any
 
 from ..engine import LoopServer, bind_socket
-from ..mail import OUTCOMES, MailboxTimeout, Message, Transaction
+from ..mail import OUTCOMES, MailboxTimeout, Message, SessionInfo, Transaction
 from ..smtp.server import SMTPServer
 from ..store import MailStore, normalize_address
 from ._extra import missing_extra
 from .openapi import OPENAPI
-from .records import SessionRecord, TransactionRecord, mark_transactions, session_lines
+from .records import TransactionRecord, mark_transactions, session_lines
 from .templating import environment
 from .view import MessageView
 
@@ -68,6 +69,12 @@ class _ApiError(Exception):
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def _session_json(info: SessionInfo) -> dict[str, Any]:
+    data = dataclasses.asdict(info)
+    data["peer"] = f"{info.peer[0]}:{info.peer[1]}"
+    return data
 
 
 def _contains(needle: str, *haystacks: str | None) -> bool:
@@ -296,7 +303,7 @@ class WebServer(LoopServer):
                 "mail_options": message.mail_options,
                 "rcpt_options": message.rcpt_options,
             },
-            "session": SessionRecord.from_session(message.session).__dict__,
+            "session": _session_json(message.session),
             "received_at": message.received_at.isoformat(),
             "headers": [[name, value] for name, value in view.headers],
             "text": view.text,
@@ -429,7 +436,7 @@ class WebServer(LoopServer):
         return response
 
     async def _sessions(self, request: web.Request) -> web.Response:
-        sessions = [SessionRecord.from_session(s).__dict__ for s in self.smtp.sessions]
+        sessions = [_session_json(s) for s in self.smtp.sessions]
         return _json({"count": len(sessions), "sessions": sessions})
 
     async def _transcript(self, request: web.Request) -> web.Response:

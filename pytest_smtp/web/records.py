@@ -19,7 +19,6 @@ from ..mail import Message, SessionInfo, Transaction
 __all__ = [
     "MessageRecord",
     "RecipientRecord",
-    "SessionRecord",
     "TestRecord",
     "TransactionRecord",
 ]
@@ -28,39 +27,10 @@ __all__ = [
 FAILED_OUTCOMES = ("failed", "error")
 
 
-def _peer(peer: tuple[str, int] | str) -> str:
-    return peer if isinstance(peer, str) else f"{peer[0]}:{peer[1]}"
-
-
-@dataclass
-class SessionRecord:
-    """One SMTP connection: who connected and what they negotiated (TLS, AUTH, HELO)."""
-
-    id: int
-    peer: str
-    server_hostname: str
-    helo: str | None = None
-    esmtp: bool = False
-    tls: bool = False
-    tls_mode: str | None = None
-    tls_version: str | None = None
-    tls_cipher: str | None = None
-    auth_mechanism: str | None = None
-    auth_user: str | None = None
-
-    @classmethod
-    def from_session(cls, info: SessionInfo) -> SessionRecord:
-        """The record of a live :class:`~pytest_smtp.SessionInfo`."""
-        values = {f.name: getattr(info, f.name) for f in dataclasses.fields(cls)}
-        values["peer"] = _peer(info.peer)
-        return cls(**values)
-
-    def to_session(self) -> SessionInfo:
-        """A :class:`~pytest_smtp.SessionInfo` with the same facts."""
-        host, _, port = self.peer.rpartition(":")
-        values = dataclasses.asdict(self)
-        values["peer"] = (host, int(port) if port.isdigit() else 0)
-        return SessionInfo(**values)
+def session_from_dict(data: dict[str, Any]) -> SessionInfo:
+    """The :class:`~pytest_smtp.SessionInfo` that ``dataclasses.asdict`` turned into JSON."""
+    host, port = data["peer"]
+    return SessionInfo(**{**data, "peer": (str(host), int(port))})
 
 
 @dataclass
@@ -75,7 +45,7 @@ class RecipientRecord:
 
 @dataclass
 class MessageRecord:
-    """One message a server accepted (or dropped), with its raw bytes and envelope."""
+    """One message a server accepted (or dropped), with its raw bytes, envelope and session."""
 
     id: int
     """The id of the transaction that delivered it (unique per server)."""
@@ -85,7 +55,7 @@ class MessageRecord:
     rcpt_tos: list[str]
     mail_options: list[str]
     rcpt_options: dict[str, list[str]]
-    session: SessionRecord
+    session: SessionInfo
     raw: bytes = field(repr=False)
     defects: list[str] = field(default_factory=list)
 
@@ -100,7 +70,7 @@ class MessageRecord:
             rcpt_tos=list(message.rcpt_tos),
             mail_options=list(message.mail_options),
             rcpt_options={k: list(v) for k, v in message.rcpt_options.items()},
-            session=SessionRecord.from_session(message.session),
+            session=message.session,
             raw=message.raw,
             defects=list(message.defects),
         )
@@ -113,7 +83,7 @@ class MessageRecord:
             rcpt_tos=self.rcpt_tos,
             mail_options=self.mail_options,
             rcpt_options=self.rcpt_options,
-            session=self.session.to_session(),
+            session=self.session,
             server=self.server,
             received_at=datetime.fromisoformat(self.received_at),
             transaction_id=self.id,
@@ -127,7 +97,7 @@ class TransactionRecord:
 
     id: int
     server: str
-    session: SessionRecord
+    session: SessionInfo
     mail_from: str | None
     recipients: list[RecipientRecord]
     outcome: str | None
@@ -145,7 +115,7 @@ class TransactionRecord:
         return cls(
             id=txn.id,
             server=server,
-            session=SessionRecord.from_session(txn.session),
+            session=txn.session,
             mail_from=txn.mail_from,
             recipients=[
                 RecipientRecord(r.address, list(r.options), str(r.reply), r.accepted)
@@ -213,7 +183,7 @@ class TestRecord:
                     **{
                         **m,
                         "raw": base64.b64decode(m["raw"], validate=True),
-                        "session": SessionRecord(**m["session"]),
+                        "session": session_from_dict(m["session"]),
                     }
                 )
                 for m in data.get("messages", [])
@@ -222,7 +192,7 @@ class TestRecord:
                 TransactionRecord(
                     **{
                         **t,
-                        "session": SessionRecord(**t["session"]),
+                        "session": session_from_dict(t["session"]),
                         "recipients": [RecipientRecord(**r) for r in t["recipients"]],
                     }
                 )

@@ -11,3 +11,9 @@ from pytest_smtp import SMTPServer
 @pytest.fixture
 def mail_config(smtp_server: SMTPServer) -> MailConfig:
     return MailConfig(host=smtp_server.host, port=smtp_server.port)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """aiosmtplib runs on asyncio only: no trio run, even where trio is installed."""
+    return "asyncio"

@@ -47,8 +47,8 @@ from .routing import RoutingError, resolve_route
 
 __all__ = [
     "POSTFIX_PACKAGE",
-    "Delivery",
     "Postfix",
+    "PostfixDelivery",
     "PostfixError",
     "PostfixHop",
     "TransportTable",
@@ -124,14 +124,14 @@ def _delivery_pattern(recipient: str, outcomes: str) -> str:
     )
 
 
-def _delivery(found: re.Match[str]) -> Delivery:
-    return Delivery(
+def _delivery(found: re.Match[str]) -> PostfixDelivery:
+    return PostfixDelivery(
         found["id"], found["rcpt"], found["relay"], found["dsn"], found["status"], found["text"]
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class Delivery:
+class PostfixDelivery:
     """One delivery attempt for one recipient, as Postfix logged it."""
 
     queue_id: str
@@ -386,7 +386,7 @@ class Postfix:
 
     def wait_for_delivery(
         self, recipient: str, timeout: float = 30.0, *, final: bool = True
-    ) -> Delivery:
+    ) -> PostfixDelivery:
         """The first logged delivery attempt for ``recipient`` (with ``final``, the first that
         is not ``deferred``: sent, bounced or expired); ``PostfixError`` with the log when none
         comes within ``timeout`` seconds."""
@@ -507,7 +507,7 @@ class Postfix:
         done = self._command("-j", program="postqueue")
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
-    def deliveries(self) -> list[Delivery]:
+    def deliveries(self) -> list[PostfixDelivery]:
         """Every delivery attempt Postfix logged (``to=<...>, relay=..., dsn=..., status=...``),
         in log order: sent, deferred, bounced or expired, per recipient."""
         regex = re.compile(_delivery_pattern(r"[^>]*", r"\w+"))

@@ -202,6 +202,8 @@ PUBLIC_MODULES = (
     "pytest_smtp.retrieval",
     "pytest_smtp.fakedns",
     "pytest_smtp.relay",
+    "pytest_smtp.relay.postfix",
+    "pytest_smtp.web",
     "pytest_smtp.smtp.server",
     "pytest_smtp.smtp.owner",
     "pytest_smtp.smtp.tls",

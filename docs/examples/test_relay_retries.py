@@ -9,8 +9,8 @@ from pytest_smtp.relay import (
     MailNetwork,
     RetryPolicy,
     assert_bounced,
-    assert_deferred,
     assert_delivered,
+    assert_queued,
 )
 
 
@@ -25,7 +25,7 @@ def test_greylisting_is_retried_on_the_virtual_clock(smtp_dns):
         network["mx.grey.test"].faults.sequence("rcpt", [451, "accept"])  # greylist once
         send(network, "gus@grey.test")
         network.run_until_idle()
-        journey = assert_deferred(network, "gus@grey.test", status="4.7.1")
+        journey = assert_queued(network, "gus@grey.test", status="4.7.1")
         assert journey.next_attempt == network.clock.at(300)  # Postfix: first retry at 5 min
         network.advance(minutes=5)  # no real waiting: the clock is virtual
         assert_delivered(network, "gus@grey.test")
@@ -38,7 +38,7 @@ def test_give_up_after_the_queue_lifetime(smtp_dns):
         network["mx.down.test"].faults.defer("rcpt", 450, "Try later", enhanced="4.2.0")
         send(network, "dora@down.test")
         network.advance(hours=1)
-        assert_deferred(network, "dora@down.test", status="4.2.0")
+        assert_queued(network, "dora@down.test", status="4.2.0")
         network.advance(hours=2)
         # The bounce keeps the real cause (RFC 3463), not a blanket 4.4.7 "expired".
         journey = assert_bounced(network, "dora@down.test", status="4.2.0", dsn=True)

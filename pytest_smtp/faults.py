@@ -132,6 +132,9 @@ class FaultContext:
     message: Message | None = None
     helo: str | None = None
     mechanism: str | None = None
+    source_route: str | None = None
+    """At ``rcpt``: the source route sent before the address (``@a,@b`` of
+    ``<@a,@b:user@c>``), else None."""
 
     @property
     def sender(self) -> str | None:

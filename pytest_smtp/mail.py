@@ -228,6 +228,9 @@ class RecipientResult:
     address: str
     options: list[str]
     reply: Reply
+    source_route: str | None = None
+    """The source route sent before the address (``@a,@b`` of ``<@a,@b:user@c>``; RFC 5321
+    accepts and ignores it, a relay refuses it), else None."""
 
     @property
     def accepted(self) -> bool:

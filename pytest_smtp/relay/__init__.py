@@ -1,9 +1,10 @@
-"""The relay chain: submission -> relay MTA (MX routing, queue, retries, bounces) -> MX -> mailbox.
+"""The mail network: submission, relay and MX hosts (MX routing, queue, retries, bounces).
 
-``MailNetwork`` builds the hosts on a ``FakeDNS``; ``assert_delivered``, ``assert_bounced``,
-``assert_queued`` and ``assert_discarded`` check what happened to a recipient across the chain
-(``assert_deferred`` and ``assert_dropped`` are their deprecated old names here).
-This package never imports pytest.
+``MailNetwork`` (``network.py``) builds the hosts (``host.py``) on a ``FakeDNS``; each
+recipient's ``Journey`` (``journey.py``) records its way hop by hop. ``assert_delivered``,
+``assert_bounced``, ``assert_queued`` and ``assert_discarded`` check what happened to a
+recipient across the network (``assert_deferred`` and ``assert_dropped`` are their deprecated
+old names here). This package never imports pytest.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from .asserts import (
     assert_dropped,
     assert_queued,
 )
-from .chain import Event, Host, Journey, MailNetwork, distinct_loopback_available
 from .dsn import DSNRecipient, DSNReport, build_dsn, parse_dsn
+from .host import Host
+from .journey import Event, Journey
+from .network import MailNetwork, distinct_loopback_available
 from .queue import RetryPolicy, VirtualClock
 from .routing import Exchange, Route, RoutingError, resolve_route
 

@@ -1,4 +1,4 @@
-"""Assertions about a recipient's fate across a :class:`~pytest_smtp.relay.chain.MailNetwork`.
+"""Assertions about a recipient's fate across a :class:`~pytest_smtp.relay.MailNetwork`.
 
 Each helper looks at the journeys to one recipient (optionally only messages with a given
 ``subject``), passes when one of them matches and returns it; otherwise it raises
@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ParamSpec
 
 if TYPE_CHECKING:
-    from .chain import Journey, MailNetwork
+    from .journey import Journey
+    from .network import MailNetwork
 
 P = ParamSpec("P")
 

@@ -1,5 +1,5 @@
 """A real Postfix for tests: a private instance under a temporary directory, and a hop of a
-:class:`~pytest_smtp.relay.chain.MailNetwork`.
+:class:`~pytest_smtp.relay.MailNetwork`.
 
 :class:`Postfix` runs Debian's ``postfix`` (package ``postfix``) with its own configuration
 directory (``main.cf``/``master.cf`` written here), its own queue and data directories, its
@@ -10,7 +10,7 @@ and hands work to the ``postfix`` user, so this needs root (as in CI containers)
 when it is not.
 
 :class:`PostfixHop` puts such an instance into a mail network as one hop (see
-:meth:`~pytest_smtp.relay.chain.MailNetwork.add_postfix`). The network's hosts listen on
+:meth:`~pytest_smtp.relay.MailNetwork.add_postfix`). The network's hosts listen on
 127.0.0.x with ephemeral ports and the fake DNS answers on an ephemeral port, where Postfix
 can reach neither through its own resolver (``/etc/resolv.conf``, port 53) nor by MX and port
 25. So the hop gives Postfix a ``tcp:`` transport table served here: each lookup of a domain
@@ -618,7 +618,7 @@ class TransportTable:
 class PostfixHop(Postfix):
     """A :class:`Postfix` that is one hop of a mail network: it relays for the network's
     addresses and routes every domain through the network's fake DNS (see the module
-    docstring). Made by :meth:`~pytest_smtp.relay.chain.MailNetwork.add_postfix`."""
+    docstring). Made by :meth:`~pytest_smtp.relay.MailNetwork.add_postfix`."""
 
     def __init__(
         self,

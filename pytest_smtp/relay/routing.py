@@ -44,6 +44,7 @@ __all__ = [
     "drop_self",
     "is_loopback",
     "order_exchanges",
+    "resolve_host",
     "resolve_route",
 ]
 
@@ -132,14 +133,15 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def check_recipient_syntax(address: str, raw_path: str | None = None) -> str | None:
+def check_recipient_syntax(address: str, source_route: str | None = None) -> str | None:
     """Why a relay must refuse this recipient, or None.
 
-    Source routes (``<@a,@b:user@c>``, seen only in ``raw_path``, the text inside ``RCPT TO:``)
-    and ``%`` / ``!`` in the local part (the "percent hack" and UUCP bang paths) would let a
-    sender steer mail through the relay to a destination it did not agree to carry.
+    A source route (``@a,@b`` of ``<@a,@b:user@c>``, as the server parsed it: the
+    recipient's ``RecipientResult.source_route``) and ``%`` / ``!`` in the local part (the
+    "percent hack" and UUCP bang paths) would let a sender steer mail through the relay to a
+    destination it did not agree to carry.
     """
-    if raw_path is not None and raw_path.lstrip(" <").startswith("@"):
+    if source_route:
         return "source routes are not accepted"
     local = address.rpartition("@")[0]
     if "%" in local or "!" in local:
@@ -195,7 +197,10 @@ async def _lookup(resolver: Resolver, name: str, rdtype: str) -> dns.resolver.An
     return answer if answer.rrset is not None else None
 
 
-async def _addresses(resolver: Resolver, name: str, preference: int) -> Exchange:
+async def resolve_host(resolver: Resolver, name: str, preference: int = 0) -> Exchange:
+    """The loopback addresses of host ``name`` as an :class:`Exchange` (A first, AAAA only
+    when there is no A); a lookup failure or an unusable answer is in ``error``, never raised.
+    """
     found: list[str] = []
     # IPv4 first; AAAA is asked only when a host has no A record (the network is 127/8).
     for rdtype in ("A", "AAAA"):
@@ -260,7 +265,7 @@ async def resolve_route(
             raise RoutingError("5.1.10", f"Domain {domain} accepts no mail (null MX, RFC 7505)")
     ordered = order_exchanges(records, rng)
     remaining, found_self = drop_self(ordered, is_self)
-    exchanges = [await _addresses(resolver, name, pref) for pref, name in remaining]
+    exchanges = [await resolve_host(resolver, name, pref) for pref, name in remaining]
     # A host whose address is this host's own is the same loop as an MX name pointing here.
     own = [e.preference for e in exchanges if any(is_self(a) for a in e.addresses)]
     if own:

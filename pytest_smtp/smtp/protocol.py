@@ -657,20 +657,21 @@ class SMTPConnection(asyncio.Protocol):
             await self._respond(reply)
             return
         options = [k if v is None else f"{k}={v}" for k, v in params]
+        route = path.source_route
         if len(txn.rcpt_tos) >= self.options.max_recipients:
             reply = Reply(452, "Too many recipients", "4.5.3")
-            txn.recipients.append(RecipientResult(address, options, reply))
+            txn.recipients.append(RecipientResult(address, options, reply, route))
             await self._respond(reply)
             return
-        verdict = await self._fault("rcpt", address=address)
+        verdict = await self._fault("rcpt", address=address, source_route=route)
         if verdict is not None:
             await self._apply_verdict(verdict, command="RCPT")
             if verdict.reply is not None:
-                txn.recipients.append(RecipientResult(address, options, verdict.reply))
+                txn.recipients.append(RecipientResult(address, options, verdict.reply, route))
                 await self._respond(verdict.reply)
                 return
         reply = Reply(250, f"Recipient <{address}> OK", "2.1.5")
-        txn.recipients.append(RecipientResult(address, options, reply))
+        txn.recipients.append(RecipientResult(address, options, reply, route))
         await self._send_reply(reply)
 
     async def smtp_data(self, arg: str) -> None:

@@ -312,3 +312,18 @@ def test_source_routes_and_percent_hack_are_refused(network: MailNetwork, path: 
         code, text = client.docmd("RCPT", f"TO:{path}")
     assert code == 553
     assert b"5.7.1" in text
+
+
+def test_the_source_route_is_read_from_the_recipient_result(network: MailNetwork) -> None:
+    # The relay refuses on the route the server parsed (RecipientResult.source_route), not on
+    # transcript text: a route with two hops and a route-free recipient in one transaction.
+    with smtplib.SMTP(*network.host(MX).address, local_hostname="c.test", timeout=10) as client:
+        client.ehlo()
+        client.mail("x@example.test")
+        routed = client.docmd("RCPT", "TO:<@relay.example.test,@b.test:bob@example.test>")
+        plain = client.docmd("RCPT", "TO:<bob@example.test>")
+    assert (routed[0], plain[0]) == (553, 250)
+    routed_result, plain_result = network.host(MX).transactions.one().recipients
+    assert routed_result.source_route == "@relay.example.test,@b.test"
+    assert routed_result.address == "bob@example.test"
+    assert plain_result.source_route is None

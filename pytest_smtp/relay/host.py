@@ -283,7 +283,9 @@ class HostMTA:
             journey.message = message
             journey.status_code = "2.0.0"
             journey._event(self.host.name, "delivered", f"to mailbox <{rcpt}>")
-        success = [r for r in final if self._wants(message, r, "SUCCESS")]
+        success = [
+            r for r in final if QueuedRecipient(r, notify=_notify(message, r)).wants("SUCCESS")
+        ]
         if success and message.mail_from:
             item = self._item(message, forward_raw, success, "(report)")
             self._send_dsn(
@@ -361,13 +363,6 @@ class HostMTA:
             smtputf8=_option(options, "SMTPUTF8") is not None,
             eight_bit=not raw.isascii(),
         )
-
-    @staticmethod
-    def _wants(message: Message, rcpt: str, kind: str) -> bool:
-        notify = _notify(message, rcpt)
-        if notify is None:
-            return kind in ("FAILURE", "DELAY")
-        return kind in notify
 
     # -- delivery attempts -------------------------------------------------------------------
     def _is_self(self) -> Callable[[str], bool]:

@@ -410,7 +410,7 @@ class HostMTA:
         return targets, notes
 
     async def attempt(self, item: QueueItem, lookups: LookupCache) -> None:
-        """One delivery attempt of ``item`` (marked in flight by the caller), looking names up
+        """One delivery attempt of ``item`` (taken from the host's queue), looking names up
         through ``lookups``; the verdicts are applied to the queue and the journeys."""
         journeys = self.book.of_item(item.id)
         try:
@@ -464,7 +464,7 @@ class HostMTA:
                     self.book.unlink(key, entry)
             self._settle(item, journeys, result.verdicts, keys)
         finally:
-            item.in_flight = False
+            self.host.queue.release(item)
 
     def _settle(
         self,

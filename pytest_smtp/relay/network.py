@@ -508,10 +508,7 @@ class MailNetwork:
         while True:
             now = self.clock.time()
             for mta in list(self._mtas):
-                for item in mta.host.queue.due(now):
-                    if len(running) >= self.concurrency:
-                        break
-                    item.in_flight = True
+                for item in mta.host.queue.take(now, self.concurrency - len(running)):
                     running.add(asyncio.get_running_loop().create_task(mta.attempt(item, lookups)))
             if not running:
                 # The run is over: nothing is left for the cached sessions to carry.

@@ -110,3 +110,52 @@ def test_recipient_notify_defaults_and_options() -> None:
 def test_bounce_items_are_recognised() -> None:
     assert _item(0, mail_from="").is_bounce
     assert not _item(0).is_bounce
+
+
+def test_take_gives_due_items_in_due_order_up_to_the_limit() -> None:
+    queue = DeliveryQueue("relay.test")
+    items = [queue.add(_item(t)) for t in (30.0, 10.0, 20.0, 600.0)]
+    assert queue.due(30) == [items[1], items[2], items[0]]
+    first = queue.take(30, limit=2)
+    assert first == [items[1], items[2]]
+    assert all(i.in_flight for i in first)
+    assert queue.take(30, limit=5) == [items[0]]  # the in-flight ones are not given again
+    assert queue.take(30, limit=5) == []
+    assert queue.take(600, limit=0) == []
+    assert queue.take(600, limit=5) == [items[3]]
+
+
+def test_release_plans_the_item_again_at_its_new_time() -> None:
+    queue = DeliveryQueue("relay.test")
+    item = queue.add(_item(0))
+    (taken,) = queue.take(0, limit=1)
+    taken.next_attempt = 300  # what a deferral does
+    queue.release(taken)
+    assert not taken.in_flight
+    assert queue.take(299, limit=5) == []
+    assert queue.take(300, limit=5) == [item]
+    queue.remove(item)
+    queue.release(item)  # delivered during the attempt: gone for good
+    assert queue.take(10**9, limit=5) == [] and len(queue) == 0
+
+
+def test_take_follows_a_next_attempt_changed_in_place() -> None:
+    queue = DeliveryQueue("relay.test")
+    moved_later, moved_earlier = queue.add(_item(100)), queue.add(_item(500))
+    moved_later.next_attempt = 400
+    moved_earlier.next_attempt = 50
+    assert queue.take(100, limit=5) == []  # the old entry at 100 is followed to 400
+    # Moved earlier: the schedule learns it from due() (the network's idle check).
+    assert queue.due(50) == [moved_earlier]
+    assert queue.take(50, limit=5) == [moved_earlier]
+    assert queue.take(400, limit=5) == [moved_later]
+
+
+def test_take_in_batches_keeps_due_order_and_drains_the_schedule() -> None:
+    queue = DeliveryQueue("relay.test")
+    items = [queue.add(_item(float(n % 97))) for n in range(2_000)]
+    taken: list[QueueItem] = []
+    while batch := queue.take(100, limit=32):
+        taken.extend(batch)
+    assert taken == sorted(items, key=lambda i: (i.next_attempt, i.id))
+    assert queue._schedule == [] and queue._scheduled == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,7 @@ __all__ = [
     "smtp_dns",
     "smtp_imap",
     "smtp_imap_factory",
+    "smtp_mail_network",
     "smtp_mailbox",
     "smtp_pop3",
     "smtp_pop3_factory",
@@ -213,13 +215,13 @@ def smtp_dns(_smtp_dns_server: FakeDNS) -> Iterator[FakeDNS]:
 
 
 class MailNetworkBuilder(Protocol):
-    """``smtp_relay_chain(domain="example.test", **options) -> MailNetwork``."""
+    """``smtp_mail_network(domain="example.test", **options) -> MailNetwork``."""
 
     def __call__(self, domain: str | None = "example.test", **options: Any) -> MailNetwork: ...
 
 
 @pytest.fixture
-def smtp_relay_chain(smtp_dns: FakeDNS) -> Iterator[MailNetworkBuilder]:
+def smtp_mail_network(smtp_dns: FakeDNS) -> Iterator[MailNetworkBuilder]:
     """``build(domain="example.test", **options) -> MailNetwork`` on ``smtp_dns``.
 
     One call gives submission -> relay -> MX -> mailbox for ``domain`` (``domain=None``: an empty
@@ -243,7 +245,19 @@ def smtp_relay_chain(smtp_dns: FakeDNS) -> Iterator[MailNetworkBuilder]:
         network.close()  # also gathers its hosts' server errors into network.errors
     errors = [error for network in networks for error in network.errors]
     if errors:
-        pytest.fail("relay chain internal errors:\n\n" + "\n".join(errors), pytrace=False)
+        pytest.fail("mail network internal errors:\n\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def smtp_relay_chain(smtp_mail_network: MailNetworkBuilder) -> MailNetworkBuilder:
+    """Deprecated name of :func:`smtp_mail_network` (the same builder; warns
+    :class:`DeprecationWarning`)."""
+    warnings.warn(
+        "the smtp_relay_chain fixture is deprecated: use smtp_mail_network (the same builder)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return smtp_mail_network
 
 
 _Retrieval = Callable[..., Any]

@@ -25,9 +25,9 @@ def _send(address: tuple[str, int], to: str, subject: str) -> None:
 
 
 def test_smtplib_to_relay_chain_to_imap_fetch(
-    smtp_relay_chain: MailNetworkBuilder, smtp_imap_factory: Callable[..., Any]
+    smtp_mail_network: MailNetworkBuilder, smtp_imap_factory: Callable[..., Any]
 ) -> None:
-    network = smtp_relay_chain("example.test")
+    network = smtp_mail_network("example.test")
     network.add_domain("customer.test", mx=["mx.customer.test"])
     _send(network.address, "ann@customer.test", "Shipped")
     network.run_until_idle()
@@ -57,9 +57,9 @@ def test_smtplib_to_relay_chain_to_imap_fetch(
 
 
 def test_pop3_reader_deletes_from_the_maildrop_not_from_the_capture_log(
-    smtp_relay_chain: MailNetworkBuilder, smtp_pop3_factory: Callable[..., Any]
+    smtp_mail_network: MailNetworkBuilder, smtp_pop3_factory: Callable[..., Any]
 ) -> None:
-    network = smtp_relay_chain("example.test")
+    network = smtp_mail_network("example.test")
     _send(network.address, "bob@example.test", "Hello Bob")
     network.run_until_idle()
     mx = network.host("mx.example.test").server

@@ -40,8 +40,8 @@ def test_failing_relay_helper_report_shows_the_test_not_the_helper(
         """
 from pytest_smtp import assert_queued
 
-def test_nothing_queued(smtp_relay_chain):
-    network = smtp_relay_chain(domain=None)
+def test_nothing_queued(smtp_mail_network):
+    network = smtp_mail_network(domain=None)
     assert_queued(network, "bob@example.test")
 """
     )
@@ -63,8 +63,8 @@ def test_old_relay_names_warn_and_keep_working(pytester: pytest.Pytester) -> Non
 import pytest
 from pytest_smtp.relay import assert_deferred, assert_dropped
 
-def test_old_names(smtp_relay_chain):
-    network = smtp_relay_chain(domain=None)
+def test_old_names(smtp_mail_network):
+    network = smtp_mail_network(domain=None)
     with pytest.warns(DeprecationWarning, match="use pytest_smtp.relay.assert_queued"):
         with pytest.raises(AssertionError, match="to be deferred"):
             assert_deferred(network, "bob@example.test")

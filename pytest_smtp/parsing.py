@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "MAX_ADDRESSES",
-    "MAX_ADDRESS_TOKENS",
     "MAX_ADDRESS_LENGTH",
+    "MAX_ADDRESS_TOKENS",
     "MAX_COMMENT_DEPTH",
     "MAX_FIELD",
     "MAX_HEADER_SECTION",
@@ -65,12 +65,12 @@ MAX_COMMENT_DEPTH = 32
 #: octets for the address itself; the rest is room for a display name and comments.
 MAX_ADDRESS_LENGTH = 256
 #: Addresses (or groups) parsed in one address field; the rest are dropped with a defect.
-MAX_ADDRESSES = 300
+MAX_ADDRESSES = 200
 #: Lexical tokens (runs of atom characters, runs of whitespace, single specials) parsed in one
 #: address field: once the addresses parsed so far hold this many, the rest are dropped with a
 #: defect. The stdlib spends about the same time on each token, whatever its kind; a ``To`` of
 #: 100 ordinary addresses has about 1,400.
-MAX_ADDRESS_TOKENS = 2400
+MAX_ADDRESS_TOKENS = 2000
 
 #: The header registry's structured fields (everything it parses beyond plain text), lower case.
 STRUCTURED_FIELDS = frozenset(
@@ -244,6 +244,7 @@ def _parse_element(chunk: str) -> tuple[_hvp.AddressList, str]:
     if rest and rest[0] != ",":
         # Text after the address: the stdlib makes the address an invalid mailbox holding it.
         mailbox = tokens[-1][0]
+        assert isinstance(mailbox, _hvp.TokenList)
         mailbox.token_type = "invalid-mailbox"
         more, rest = _hvp.get_invalid_mailbox(rest, ",")
         mailbox.extend(more)

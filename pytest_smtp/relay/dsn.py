@@ -28,6 +28,8 @@ from email import policy as email_policy
 from email.message import Message as EmailMessage
 from typing import Literal
 
+from pytest_smtp.parsing import parse_message
+
 __all__ = [
     "DSNRecipient",
     "DSNReport",
@@ -353,7 +355,7 @@ def parse_dsn(raw: bytes) -> DSNReport:
 
     ``ValueError`` when ``raw`` is not a delivery status report.
     """
-    msg = message_from_bytes(raw, policy=email_policy.compat32)
+    msg = parse_message(raw)[0]  # the capped parser: a report is mail received like any other
     report_type = msg.get_param("report-type")
     if (
         msg.get_content_type() != "multipart/report"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import inspect
+import random
 import sys
 from email import headerregistry
 from email.message import EmailMessage
@@ -13,6 +14,9 @@ import pytest
 
 from pytest_smtp import parsing
 from pytest_smtp.parsing import (
+    MAX_ADDRESS_LENGTH,
+    MAX_ADDRESS_TOKENS,
+    MAX_ADDRESSES,
     MAX_COMMENT_DEPTH,
     MAX_PARSE_TOKENS,
     MAX_STRUCTURED_FIELD,
@@ -192,3 +196,125 @@ def test_defects_go_to_the_list_given_and_grow_as_fields_are_read() -> None:
     assert mine[1].startswith("header 'Cc' has 300 ")
     str(message["Cc"])
     assert len(mine) == 2  # each defect is listed once
+
+
+# -- address lists: parsed one element at a time, within address, token and length caps --------
+
+
+def ordinary(count: int) -> str:
+    return ", ".join(f"User Number{i} <user{i}@example{i}.test>" for i in range(count))
+
+
+def test_100_ordinary_addresses_parse_exactly_as_the_stdlib_does() -> None:
+    raw = with_field(b"To: " + ordinary(100).encode())
+    ours, defects = parse_message(raw)
+    theirs = stdlib(raw)
+    assert len(addresses(ours)) == 100
+    assert addresses(ours) == addresses(theirs)
+    assert str(ours["To"]) == str(theirs["To"])
+    assert ours["To"].defects == theirs["To"].defects == ()  # type: ignore[union-attr]
+    assert defects == []
+
+
+def test_300_short_addresses_keep_the_first_max_addresses() -> None:
+    value = ", ".join(f"u{i}@x.test" for i in range(300))
+    raw = with_field(b"To: " + value.encode())
+    ours, defects = parse_message(raw)
+    theirs = stdlib(raw)
+    assert len(addresses(theirs)) == 300
+    assert addresses(ours) == addresses(theirs)[:MAX_ADDRESSES]
+    rest = len(value) - value.index(f" u{MAX_ADDRESSES}@")
+    assert defects == [
+        f"header 'To' has more than {MAX_ADDRESSES} addresses: the first {MAX_ADDRESSES} "
+        f"addresses parsed, the rest ({rest} characters) dropped (limit {MAX_ADDRESSES})"
+    ]
+
+
+def test_an_address_field_over_the_token_budget_keeps_the_addresses_before_it() -> None:
+    element = "a " * 100 + "<a@b.test>"  # 201 tokens of display name
+    value = ", ".join([element] * 12)
+    ours, defects = parse_message(with_field(b"Cc: " + value.encode()))
+    kept = addresses(ours, "Cc")
+    assert 0 < len(kept) < 12
+    assert kept == [(("a " * 100).strip(), "a@b.test")] * len(kept)
+    assert len(defects) == 1
+    assert defects[0].startswith(
+        f"header 'Cc' has more than {MAX_ADDRESS_TOKENS} words, specials and spaces: "
+        f"the first {len(kept)} addresses parsed, the rest ("
+    )
+    assert defects[0].endswith(f" characters) dropped (limit {MAX_ADDRESS_TOKENS})")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a" + "." * 3000 + "@x.test", "a@" + "b." * 1500 + "test", "a " * 1500 + "<a@b.test>"],
+    ids=["dots in the local part", "dots in the domain", "words in the display name"],
+)
+def test_an_address_over_the_length_cap_keeps_the_field_as_text(value: str) -> None:
+    ours, defects = parse_message(with_field(b"To: u@x.test, " + value.encode()))
+    header = ours["To"]
+    assert isinstance(header, headerregistry.UnstructuredHeader)
+    assert str(header) == "u@x.test, " + value
+    assert defects == [
+        f"header 'To' has an address or group over {MAX_ADDRESS_LENGTH} characters "
+        f"(limit {MAX_ADDRESS_LENGTH}); kept as unstructured text"
+    ]
+
+
+def test_empty_elements_are_dropped_with_one_defect() -> None:
+    raw = with_field(b"To: ,a@b.test,, ,c@d.test," + b"," * 3000)
+    ours, defects = parse_message(raw)
+    assert addresses(ours) == addresses(stdlib(raw)) == [("", "a@b.test"), ("", "c@d.test")]
+    assert [str(d) for d in ours["To"].defects] == ["3003 empty elements in address-list"]  # type: ignore[union-attr]
+    assert defects == []
+
+
+# Fragments of address lists, legitimate and not, to check that parsing element by element
+# gives the stdlib's result: the commas in quotes, comments, encoded words, groups and routes
+# must not split.
+FRAGMENTS = [
+    "a@b.test",
+    "<a@b.test>",
+    "Jo Doe <jo@d.test>",
+    '"Doe, Jo" <jo@d.test>',
+    "(c, d) a@b.test",
+    "a@b.test (x, y)",
+    "=?utf-8?q?Doe,_J=C3=B6?= <j@d.test>",
+    "=?utf-8?b?RG9lLCBK?= <j@d.test>",
+    "team: a@b.test, c@d.test;",
+    "undisclosed-recipients:;",
+    "<@r1.test,@r2.test:a@b.test>",
+    "a@[1.2.3.4]",
+    '"q\\"x, y" <a@b.test>',
+    "a.b.@c.test",
+    "<a@b",
+    "a@b>",
+    "x y z",
+    "@",
+    ";",
+    ":",
+    "(",
+    '"',
+    "\\,",
+    "=?",
+    "?=",
+    "=?utf-8?q?a,b?=",
+    " ",
+    "",
+    "g: (,) a@b.test;",
+    "a@b c@d",
+]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_element_by_element_parsing_gives_the_stdlibs_result(seed: int) -> None:
+    chosen = random.Random(seed)
+    value = ",".join(chosen.choice(FRAGMENTS) for _ in range(chosen.randint(1, 12)))
+    raw = with_field(b"To: " + value.encode())
+    try:
+        theirs = stdlib(raw)
+        expected = (addresses(theirs), str(theirs["To"]))
+    except Exception:  # the stdlib crashes on some of these; ours keeps the text instead
+        return
+    ours, _ = parse_message(raw)
+    assert (addresses(ours), str(ours["To"])) == expected, value

@@ -23,14 +23,16 @@ from pytest_smtp.mail import (
     Stage,
     Transaction,
     TransactionLog,
+)
+from pytest_smtp.mail.filters import (
     _check_choice,
     _check_code,
     _check_str,
     _describe_filters,
     _message_matcher,
-    _short,
     _TextMatch,
 )
+from pytest_smtp.mail.message import _short
 
 __all__ = [
     "assert_aborted",

@@ -21,8 +21,8 @@ from pytest_smtp.mail import (
     SessionInfo,
     Transaction,
     TransactionLog,
-    _AsyncWaiter,
 )
+from pytest_smtp.mail.waiting import _AsyncWaiter
 
 SESSION = SessionInfo(id=1, peer=("127.0.0.1", 40000), server_hostname="mx.test")
 # Generous: a passing test never waits this long, it is woken as soon as the item arrives.

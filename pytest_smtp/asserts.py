@@ -11,28 +11,23 @@ This module never imports pytest; :func:`explain_compare` is the body of the plu
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Literal, TypeAlias, overload
+from collections.abc import Callable, Iterable
+from typing import Literal, TypeVar, overload
 
 from pytest_smtp.mail import (
-    STAGES,
+    Filter,
     Mailbox,
     MailboxTimeout,
     Message,
     Stage,
     Transaction,
+    TransactionFilter,
     TransactionLog,
 )
-from pytest_smtp.mail.filters import (
-    _check_choice,
-    _check_code,
-    _check_str,
-    _describe_filters,
-    _message_matcher,
-    _TextMatch,
-)
-from pytest_smtp.mail.message import _short
+from pytest_smtp.mail.filters import HeaderMatch, TextMatch, message_filter, transaction_filter
+from pytest_smtp.mail.message import short_repr
+
+_Item = TypeVar("_Item")
 
 __all__ = [
     "assert_aborted",
@@ -46,19 +41,38 @@ __all__ = [
     "explain_compare",
 ]
 
-_HeaderFilter: TypeAlias = "tuple[str, _TextMatch] | Mapping[str, _TextMatch]"
 
-
-def describe_messages(messages: Iterable[Message]) -> list[str]:
-    """One line per message: ``[i] from='a@x' to=['b@y'] subject='Hi' size=123``."""
-    return [f"[{i}] {m._describe()}" for i, m in enumerate(messages)]
-
-
-def describe_transactions(transactions: Iterable[Transaction]) -> list[str]:
-    """One line per transaction: id, outcome, stage, reply, sender, recipients (with the
-    reply of each refused one).
+def describe_messages(
+    messages: Iterable[Message], match: Filter[Message] | None = None
+) -> list[str]:
+    """One line per message: ``[i] from='a@x' to=['b@y'] subject='Hi' size=123``; with
+    ``match``, each message that fails it is followed by ``    no match: <why>``.
     """
-    return [t._describe() for t in transactions]
+    items = list(messages)
+    return _with_reasons([f"[{i}] {m.describe()}" for i, m in enumerate(items)], items, match)
+
+
+def describe_transactions(
+    transactions: Iterable[Transaction], match: Filter[Transaction] | None = None
+) -> list[str]:
+    """One line per transaction: id, outcome, stage, reply, sender, recipients (with the
+    reply of each refused one); with ``match``, each one that fails it is followed by
+    ``    no match: <why>``.
+    """
+    items = list(transactions)
+    return _with_reasons([t.describe() for t in items], items, match)
+
+
+def _with_reasons(lines: list[str], items: list[_Item], match: Filter[_Item] | None) -> list[str]:
+    if match is None:
+        return lines
+    out: list[str] = []
+    for line, item in zip(lines, items, strict=True):
+        out.append(line)
+        why = match.explain(item)
+        if why is not None:
+            out.append(f"    no match: {why}")
+    return out
 
 
 def _listing(title: str, lines: list[str], nothing: str) -> str:
@@ -91,10 +105,10 @@ def _log_of(target: object, helper: str) -> TransactionLog:
     )
 
 
-def _captured(messages: list[Message]) -> str:
+def _captured(messages: list[Message], match: Filter[Message] | None = None) -> str:
     noun = "message" if len(messages) == 1 else "messages"
     return _listing(
-        f"captured {len(messages)} {noun}:", describe_messages(messages), "nothing captured"
+        f"captured {len(messages)} {noun}:", describe_messages(messages, match), "nothing captured"
     )
 
 
@@ -103,12 +117,17 @@ def assert_sent(
     target: object,
     count: None = None,
     *,
+    match: Filter[Message] | None = None,
+    rcpt: str | None = None,
+    mail_from: str | None = None,
+    header_to: str | None = None,
+    header_from: str | None = None,
+    subject: TextMatch | None = None,
+    contains: str | None = None,
+    header: HeaderMatch | None = None,
+    predicate: Callable[[Message], bool] | None = None,
     to: str | None = None,
     from_: str | None = None,
-    subject: str | re.Pattern[str] | None = None,
-    contains: str | None = None,
-    header: _HeaderFilter | None = None,
-    predicate: Callable[[Message], bool] | None = None,
 ) -> Message: ...
 
 
@@ -117,12 +136,17 @@ def assert_sent(
     target: object,
     count: int,
     *,
+    match: Filter[Message] | None = None,
+    rcpt: str | None = None,
+    mail_from: str | None = None,
+    header_to: str | None = None,
+    header_from: str | None = None,
+    subject: TextMatch | None = None,
+    contains: str | None = None,
+    header: HeaderMatch | None = None,
+    predicate: Callable[[Message], bool] | None = None,
     to: str | None = None,
     from_: str | None = None,
-    subject: str | re.Pattern[str] | None = None,
-    contains: str | None = None,
-    header: _HeaderFilter | None = None,
-    predicate: Callable[[Message], bool] | None = None,
 ) -> list[Message]: ...
 
 
@@ -130,17 +154,24 @@ def assert_sent(
     target: object,
     count: int | None = None,
     *,
+    match: Filter[Message] | None = None,
+    rcpt: str | None = None,
+    mail_from: str | None = None,
+    header_to: str | None = None,
+    header_from: str | None = None,
+    subject: TextMatch | None = None,
+    contains: str | None = None,
+    header: HeaderMatch | None = None,
+    predicate: Callable[[Message], bool] | None = None,
     to: str | None = None,
     from_: str | None = None,
-    subject: str | re.Pattern[str] | None = None,
-    contains: str | None = None,
-    header: _HeaderFilter | None = None,
-    predicate: Callable[[Message], bool] | None = None,
 ) -> Message | list[Message]:
     """Assert what the mailbox holds right now (no waiting; see ``Mailbox.wait_for``).
 
     ``count=None``: exactly one message matches; returns it. ``count=N``: exactly ``N``
-    match; returns them as a list. Filters are those of ``Mailbox.filter``.
+    match; returns them as a list. ``match=`` takes a :class:`~pytest_smtp.MessageFilter`;
+    the keywords are those of ``MessageFilter`` (and of ``Mailbox.filter``). The failure text
+    lists every captured message and, under each one that does not match, why.
     """
     __tracebackhide__ = True
     mailbox = _mailbox_of(target, "assert_sent")
@@ -148,9 +179,21 @@ def assert_sent(
         raise TypeError(f"count must be None (exactly one) or an int >= 0, got {count!r}")
     if count is not None and count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
+    wanted = message_filter(
+        match,
+        rcpt=rcpt,
+        mail_from=mail_from,
+        header_to=header_to,
+        header_from=header_from,
+        subject=subject,
+        contains=contains,
+        header=header,
+        predicate=predicate,
+        to=to,
+        from_=from_,
+    )
     messages = list(mailbox)
-    found = [m for m in messages if match(m)]
+    found = [m for m in messages if wanted.matches(m)]
     expected = 1 if count is None else count
     if len(found) != expected:
         noun = "message" if expected == 1 else "messages"
@@ -161,7 +204,7 @@ def assert_sent(
             )
         raise AssertionError(
             f"assert_sent: expected exactly {expected} {noun} matching {wanted}, found "
-            f"{len(found)}{where}\n{_captured(messages)}"
+            f"{len(found)}{where}\n{_captured(messages, wanted)}"
         )
     return found[0] if count is None else found
 
@@ -170,26 +213,43 @@ def assert_no_mail(
     target: object,
     within: float | None = None,
     *,
+    match: Filter[Message] | None = None,
+    rcpt: str | None = None,
+    mail_from: str | None = None,
+    header_to: str | None = None,
+    header_from: str | None = None,
+    subject: TextMatch | None = None,
+    contains: str | None = None,
+    header: HeaderMatch | None = None,
+    predicate: Callable[[Message], bool] | None = None,
     to: str | None = None,
     from_: str | None = None,
-    subject: str | re.Pattern[str] | None = None,
-    contains: str | None = None,
-    header: _HeaderFilter | None = None,
-    predicate: Callable[[Message], bool] | None = None,
 ) -> None:
-    """Assert that no message matches the filters.
+    """Assert that no message matches the filters (those of :func:`assert_sent`).
 
     ``within=None`` checks now. ``within=S`` also waits up to ``S`` seconds (event-driven) and
     fails as soon as a matching message arrives.
     """
     __tracebackhide__ = True
     mailbox = _mailbox_of(target, "assert_no_mail")
-    match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
+    wanted = message_filter(
+        match,
+        rcpt=rcpt,
+        mail_from=mail_from,
+        header_to=header_to,
+        header_from=header_from,
+        subject=subject,
+        contains=contains,
+        header=header,
+        predicate=predicate,
+        to=to,
+        from_=from_,
+    )
     if within is None:
-        found = [m for m in mailbox if match(m)]
+        found = [m for m in mailbox if wanted.matches(m)]
     else:
         try:
-            found = mailbox.wait_for(1, within, predicate=match)
+            found = mailbox.wait_for(1, within, match=wanted)
         except MailboxTimeout:
             return
     if found:
@@ -205,47 +265,40 @@ _OutcomeName = Literal["rejected", "deferred", "dropped", "aborted"]
 _REFUSAL_CLASS: dict[str, int] = {"rejected": 5, "deferred": 4}
 
 
-def _outcome_matcher(
+def _outcome_filter(
     outcome: _OutcomeName,
     rcpt: str | None,
     code: int | None,
-    stage: str | None,
-    from_: str | None,
-) -> tuple[Callable[[Transaction], bool], str]:
-    shown: list[tuple[str, object]] = []
-    folded_rcpt = None
-    if rcpt is not None:
-        folded_rcpt = _check_str("rcpt", rcpt).casefold()
-        shown.append(("rcpt", rcpt))
+    stage: Stage | None,
+    sender: TransactionFilter,
+) -> Filter[Transaction]:
+    """The whole transaction ended with ``outcome`` (and ``stage``, ``rcpt`` tried, ``code``
+    as the deciding reply or that recipient's), or, for rejected/deferred with ``rcpt=``, that
+    recipient alone was refused with the outcome's reply class.
+    """
+    whole: Filter[Transaction] = TransactionFilter(outcome=outcome, stage=stage, rcpt=rcpt)
     if code is not None:
-        _check_code(code)
-        shown.append(("code", code))
-    if stage is not None:
-        _check_choice("stage", stage, STAGES)
-        shown.append(("stage", stage))
-    folded_from = None
-    if from_ is not None:
-        folded_from = _check_str("from_", from_).casefold()
-        if from_ == "<>":
-            raise ValueError("the null sender is written from_='' (not '<>')")
-        shown.append(("from_", from_))
+        TransactionFilter(code=code)  # the same argument check as everywhere
+        if rcpt is None:
+            whole = whole & TransactionFilter(code=code)
+        else:
+            folded = rcpt.casefold()
+
+            def reply_code(t: Transaction) -> bool:
+                if t.reply is not None and t.reply.code == code:
+                    return True
+                return any(
+                    r.reply.code == code for r in t.recipients if r.address.casefold() == folded
+                )
+
+            reply_code.__qualname__ = f"(the deciding reply or {rcpt!r}'s is {code})"
+            whole = whole & TransactionFilter(predicate=reply_code)
     refusal = _REFUSAL_CLASS.get(outcome)
+    if refusal is None or rcpt is None or stage not in (None, "rcpt"):
+        return sender & whole
+    folded_rcpt = rcpt.casefold()
 
-    def whole(t: Transaction) -> bool:
-        if t.outcome != outcome or (stage is not None and t.stage != stage):
-            return False
-        tried = [r for r in t.recipients if r.address.casefold() == folded_rcpt]
-        if folded_rcpt is not None and not tried:
-            return False
-        if code is None or (t.reply is not None and t.reply.code == code):
-            return True
-        # The code may be the one this recipient (or, without rcpt=, any recipient) got.
-        pool = tried if folded_rcpt is not None else t.recipients
-        return any(r.reply.code == code for r in pool)
-
-    def partial(t: Transaction) -> bool:
-        if refusal is None or folded_rcpt is None or stage not in (None, "rcpt"):
-            return False
+    def refused(t: Transaction) -> bool:
         return any(
             r.address.casefold() == folded_rcpt
             and r.reply.code // 100 == refusal
@@ -253,31 +306,44 @@ def _outcome_matcher(
             for r in list(t.recipients)
         )
 
-    def match(t: Transaction) -> bool:
-        if folded_from is not None and (
-            t.mail_from is None or t.mail_from.casefold() != folded_from
-        ):
-            return False
-        return whole(t) or partial(t)
+    refused.__qualname__ = f"({rcpt!r} refused with {code or f'a {refusal}xx'})"
+    return sender & (whole | TransactionFilter(predicate=refused))
 
-    return match, _describe_filters(shown)
+
+def _shown(pairs: dict[str, object], match: Filter[Transaction] | None) -> str:
+    parts = [
+        f"{name}={short_repr(value, 80)}" for name, value in pairs.items() if value is not None
+    ]
+    if match is not None:
+        parts.append(f"match=({match})")
+    return ", ".join(parts) or "(no filters)"
 
 
 def _assert_outcome(
     outcome: _OutcomeName,
     target: object,
+    match: Filter[Transaction] | None,
     rcpt: str | None,
     code: int | None,
-    stage: str | None,
+    stage: Stage | None,
+    mail_from: str | None,
     from_: str | None,
     timeout: float | None,
 ) -> Transaction:
     __tracebackhide__ = True
     helper = f"assert_{outcome}"
     log = _log_of(target, helper)
-    match, wanted = _outcome_matcher(outcome, rcpt, code, stage, from_)
+    sender = TransactionFilter(mail_from=mail_from, from_=from_)
+    wanted = transaction_filter(match) if match is not None else None
+    found = _outcome_filter(outcome, rcpt, code, stage, sender)
+    if wanted is not None:
+        found = wanted & found
+    shown = _shown(
+        {"rcpt": rcpt, "code": code, "stage": stage, "mail_from": mail_from, "from_": from_},
+        wanted,
+    )
     try:
-        return log.wait_for(1, timeout, predicate=match)[0]
+        return log.wait_for(1, timeout, match=found)[0]
     except MailboxTimeout:
         pass
     transactions = list(log)
@@ -285,12 +351,12 @@ def _assert_outcome(
     waited = log.default_timeout if timeout is None else timeout
     listing = _listing(
         f"{len(transactions)} {noun} recorded:",
-        describe_transactions(transactions),
+        describe_transactions(transactions, found),
         "no transaction recorded",
     )
     raise AssertionError(
         f"{helper}: expected {'an' if outcome[0] in 'aeiou' else 'a'} {outcome} transaction "
-        f"matching {wanted}, none within "
+        f"matching {shown}, none within "
         f"{waited:g} s\n{listing}"
     )
 
@@ -298,9 +364,11 @@ def _assert_outcome(
 def assert_rejected(
     target: object,
     *,
+    match: Filter[Transaction] | None = None,
     rcpt: str | None = None,
     code: int | None = None,
     stage: Stage | None = None,
+    mail_from: str | None = None,
     from_: str | None = None,
     timeout: float | None = None,
 ) -> Transaction:
@@ -308,47 +376,56 @@ def assert_rejected(
 
     With ``rcpt=``, a transaction where that recipient alone got a 5xx counts too, even if the
     transaction was accepted for other recipients. ``code`` matches the deciding reply or that
-    recipient's reply. Waits up to ``timeout`` (default: the log's ``default_timeout``) for the
-    transaction to be recorded; succeeds as soon as it is.
+    recipient's reply; ``mail_from`` the envelope sender (``from_`` is its older spelling);
+    ``match=`` takes a :class:`~pytest_smtp.TransactionFilter` that must hold as well. Waits up
+    to ``timeout`` (default: the log's ``default_timeout``) for the transaction to be recorded;
+    succeeds as soon as it is. The failure text says, under each transaction, why it did not
+    match.
     """
     __tracebackhide__ = True
-    return _assert_outcome("rejected", target, rcpt, code, stage, from_, timeout)
+    return _assert_outcome("rejected", target, match, rcpt, code, stage, mail_from, from_, timeout)
 
 
 def assert_deferred(
     target: object,
     *,
+    match: Filter[Transaction] | None = None,
     rcpt: str | None = None,
     code: int | None = None,
     stage: Stage | None = None,
+    mail_from: str | None = None,
     from_: str | None = None,
     timeout: float | None = None,
 ) -> Transaction:
     """Assert that a transaction was deferred (4xx); like :func:`assert_rejected`."""
     __tracebackhide__ = True
-    return _assert_outcome("deferred", target, rcpt, code, stage, from_, timeout)
+    return _assert_outcome("deferred", target, match, rcpt, code, stage, mail_from, from_, timeout)
 
 
 def assert_dropped(
     target: object,
     *,
+    match: Filter[Transaction] | None = None,
     rcpt: str | None = None,
     code: int | None = None,
     stage: Stage | None = None,
+    mail_from: str | None = None,
     from_: str | None = None,
     timeout: float | None = None,
 ) -> Transaction:
     """Assert that a message was accepted and silently dropped; returns the transaction."""
     __tracebackhide__ = True
-    return _assert_outcome("dropped", target, rcpt, code, stage, from_, timeout)
+    return _assert_outcome("dropped", target, match, rcpt, code, stage, mail_from, from_, timeout)
 
 
 def assert_aborted(
     target: object,
     *,
+    match: Filter[Transaction] | None = None,
     rcpt: str | None = None,
     code: int | None = None,
     stage: Stage | None = None,
+    mail_from: str | None = None,
     from_: str | None = None,
     timeout: float | None = None,
 ) -> Transaction:
@@ -357,7 +434,7 @@ def assert_aborted(
     The server records this after the client has gone, so the default wait matters here.
     """
     __tracebackhide__ = True
-    return _assert_outcome("aborted", target, rcpt, code, stage, from_, timeout)
+    return _assert_outcome("aborted", target, match, rcpt, code, stage, mail_from, from_, timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,11 +495,13 @@ def _explain_two_messages(left: Message, right: Message) -> list[str]:
     ]
     if differ:
         lines.append("differing fields:")
-        lines.extend(f"  {name}: {_short(a, 70)} != {_short(b, 70)}" for name, a, b in differ)
+        lines.extend(
+            f"  {name}: {short_repr(a, 70)} != {short_repr(b, 70)}" for name, a, b in differ
+        )
     else:
         lines.append("same envelope, headers and body, but not the same captured message")
-    lines.append(f"left:  {left._describe()}")
-    lines.append(f"right: {right._describe()}")
+    lines.append(f"left:  {left.describe()}")
+    lines.append(f"right: {right.describe()}")
     return lines
 
 
@@ -438,11 +517,11 @@ def explain_compare(op: str, left: object, right: object) -> list[str] | None:
     lines = [f"{_summary(left)} == {_summary(right)}"]
     for label, side in (("left", left), ("right", right)):
         if isinstance(side, Message):
-            lines.append(f"{label}: {side._describe()}")
+            lines.append(f"{label}: {side.describe()}")
             continue
         messages = _messages_in(side)
         if messages is None:
-            lines.append(f"{label}: {_short(side, 80)}")
+            lines.append(f"{label}: {short_repr(side, 80)}")
         elif not messages:
             lines.append(f"{label}: no messages")
         else:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from .mail import STAGES, Message, Reply, SessionInfo, Transaction
+from .smtp.address import domain_of
 
 __all__ = [
     "FaultContext",
@@ -157,10 +158,6 @@ def _matches(pattern: Pattern, value: str) -> bool:
     return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].lower()
-
-
 @dataclasses.dataclass
 class Rule:
     """One fault rule. Build them with the :class:`FaultSet` methods rather than by hand.
@@ -213,7 +210,7 @@ class Rule:
             return False
         if self.domain is not None:
             targets = self._target_addresses(ctx)
-            if not any(_matches(self.domain, _domain(a)) for a in targets):
+            if not any(_matches(self.domain, domain_of(a)) for a in targets):
                 return False
         return not (self.predicate is not None and not self.predicate(ctx))
 

@@ -17,18 +17,17 @@ This module never imports pytest; deleting from the store never touches the SMTP
 
 from __future__ import annotations
 
-import contextlib
 import email.message
 import itertools
 import re
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
+from pytest_smtp.listeners import Listeners
 from pytest_smtp.parsing import parse_message
 
 __all__ = [
@@ -587,8 +586,8 @@ class MailStore:
         self.lock = threading.RLock()
         """The store's lock; hold it to make several operations atomic (IMAP MOVE)."""
         self._maildrops: dict[str, Maildrop] = {}
-        self._listeners: list[Callable[[StoreEvent], None]] = []
-        self.listener_errors: list[str] = []
+        self._listeners: Listeners[StoreEvent] = Listeners("store")
+        self.listener_errors: list[str] = self._listeners.errors
         """Tracebacks of exceptions raised by listeners (they never break a delivery)."""
 
     def deliver(
@@ -662,20 +661,7 @@ class MailStore:
         Listeners run synchronously in the thread that made the change, with the store's lock
         held: keep them short, and hop to another loop with ``loop.call_soon_threadsafe``.
         """
-        with self.lock:
-            self._listeners.append(fn)
-
-        def unsubscribe() -> None:
-            with self.lock, contextlib.suppress(ValueError):
-                self._listeners.remove(fn)
-
-        return unsubscribe
+        return self._listeners.add(fn, "subscribe")
 
     def _emit(self, event: StoreEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                self.listener_errors.append(
-                    f"store listener {listener!r} failed on {event!r}\n{traceback.format_exc()}"
-                )
+        self._listeners.emit(event)

@@ -13,7 +13,8 @@ The package's modules, each one concept (everything public is re-exported here):
 - :mod:`~pytest_smtp.mail.transaction`: :class:`Transaction`, :data:`Outcome`, :data:`Stage`;
 - :mod:`~pytest_smtp.mail.waiting`: the waitable log both logs share, :class:`MailboxError`,
   :class:`MailboxTimeout`;
-- :mod:`~pytest_smtp.mail.filters`: what ``filter``/``one``/``wait_for`` match on;
+- :mod:`~pytest_smtp.mail.filters`: :class:`MessageFilter`, :class:`TransactionFilter` (built
+  once, combined with ``&``/``|``/``~``, ``explain()`` why an item does not match);
 - :mod:`~pytest_smtp.mail.logs`: :class:`Mailbox` and :class:`TransactionLog`.
 
 This package never imports pytest.
@@ -21,6 +22,7 @@ This package never imports pytest.
 
 from __future__ import annotations
 
+from pytest_smtp.mail.filters import Filter, MessageFilter, TransactionFilter
 from pytest_smtp.mail.logs import Mailbox, TransactionLog
 from pytest_smtp.mail.message import Attachment, HeaderView, Message
 from pytest_smtp.mail.session import Envelope, RecipientResult, Reply, ReplyKind, SessionInfo
@@ -36,11 +38,13 @@ __all__ = [
     "STAGES",
     "Attachment",
     "Envelope",
+    "Filter",
     "HeaderView",
     "Mailbox",
     "MailboxError",
     "MailboxTimeout",
     "Message",
+    "MessageFilter",
     "Outcome",
     "RecipientResult",
     "Reply",
@@ -48,5 +52,6 @@ __all__ = [
     "SessionInfo",
     "Stage",
     "Transaction",
+    "TransactionFilter",
     "TransactionLog",
 ]

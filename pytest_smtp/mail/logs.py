@@ -5,10 +5,15 @@ This module never imports pytest.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from pytest_smtp.mail.filters import _message_matcher, _transaction_matcher
+from pytest_smtp.mail.filters import (
+    Filter,
+    HeaderMatch,
+    TextMatch,
+    message_filter,
+    transaction_filter,
+)
 from pytest_smtp.mail.message import Message
 from pytest_smtp.mail.transaction import Outcome, Stage, Transaction
 from pytest_smtp.mail.waiting import _WaitableLog
@@ -20,14 +25,15 @@ class Mailbox(_WaitableLog[Message]):
     """The capture log of one server: every accepted :class:`Message`, in arrival order.
 
     List-like (``len``, indexing, slicing, iteration over a snapshot); ``mailbox == []`` compares
-    the captured messages with a list. Filters are keyword-only and combine with *and*:
+    the captured messages with a list. Every lookup takes ``match=`` (a
+    :class:`~pytest_smtp.mail.MessageFilter`, built once, or a combination of them) and/or the
+    keywords of :class:`~pytest_smtp.mail.MessageFilter`, which combine with *and*:
 
-    - ``to``: an exact envelope recipient (case-insensitive);
-    - ``from_``: the exact envelope sender (case-insensitive; ``""`` is the null sender);
-    - ``subject``: the exact decoded subject, or a compiled pattern searched in it;
-    - ``contains``: a substring of the decoded text or HTML body;
-    - ``header``: ``(name, value)`` or ``{name: value}``; exact decoded value or a pattern;
-    - ``predicate``: ``callable(Message) -> bool``.
+    - ``rcpt`` / ``mail_from``: the envelope (``to`` / ``from_`` are older spellings of them);
+    - ``header_to`` / ``header_from``: the ``To`` / ``From`` header fields;
+    - ``subject``, ``contains``, ``header``, ``predicate``.
+
+    Failure texts say, for each captured message, the first criterion it failed.
     """
 
     _noun = "message"
@@ -36,82 +42,151 @@ class Mailbox(_WaitableLog[Message]):
     def filter(
         self,
         *,
+        match: Filter[Message] | None = None,
+        rcpt: str | None = None,
+        mail_from: str | None = None,
+        header_to: str | None = None,
+        header_from: str | None = None,
+        subject: TextMatch | None = None,
+        contains: str | None = None,
+        header: HeaderMatch | None = None,
+        predicate: Callable[[Message], bool] | None = None,
         to: str | None = None,
         from_: str | None = None,
-        subject: str | re.Pattern[str] | None = None,
-        contains: str | None = None,
-        header: tuple[str, str | re.Pattern[str]]
-        | Mapping[str, str | re.Pattern[str]]
-        | None = None,
-        predicate: Callable[[Message], bool] | None = None,
     ) -> list[Message]:
         """The captured messages that match every given filter, in arrival order."""
-        match, _ = _message_matcher(to, from_, subject, contains, header, predicate)
-        return [m for m in self._snapshot() if match(m)]
+        return self._filter(
+            message_filter(
+                match,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                header_to=header_to,
+                header_from=header_from,
+                subject=subject,
+                contains=contains,
+                header=header,
+                predicate=predicate,
+                to=to,
+                from_=from_,
+            )
+        )
 
     def one(
         self,
         *,
+        match: Filter[Message] | None = None,
+        rcpt: str | None = None,
+        mail_from: str | None = None,
+        header_to: str | None = None,
+        header_from: str | None = None,
+        subject: TextMatch | None = None,
+        contains: str | None = None,
+        header: HeaderMatch | None = None,
+        predicate: Callable[[Message], bool] | None = None,
         to: str | None = None,
         from_: str | None = None,
-        subject: str | re.Pattern[str] | None = None,
-        contains: str | None = None,
-        header: tuple[str, str | re.Pattern[str]]
-        | Mapping[str, str | re.Pattern[str]]
-        | None = None,
-        predicate: Callable[[Message], bool] | None = None,
     ) -> Message:
         """The only message matching the filters; :class:`MailboxError` on zero or several."""
-        match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
-        return self._one([m for m in self._snapshot() if match(m)], wanted)
+        return self._one(
+            message_filter(
+                match,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                header_to=header_to,
+                header_from=header_from,
+                subject=subject,
+                contains=contains,
+                header=header,
+                predicate=predicate,
+                to=to,
+                from_=from_,
+            )
+        )
 
     def wait_for(
         self,
         count: int = 1,
         timeout: float | None = None,
         *,
+        match: Filter[Message] | None = None,
+        rcpt: str | None = None,
+        mail_from: str | None = None,
+        header_to: str | None = None,
+        header_from: str | None = None,
+        subject: TextMatch | None = None,
+        contains: str | None = None,
+        header: HeaderMatch | None = None,
+        predicate: Callable[[Message], bool] | None = None,
         to: str | None = None,
         from_: str | None = None,
-        subject: str | re.Pattern[str] | None = None,
-        contains: str | None = None,
-        header: tuple[str, str | re.Pattern[str]]
-        | Mapping[str, str | re.Pattern[str]]
-        | None = None,
-        predicate: Callable[[Message], bool] | None = None,
     ) -> list[Message]:
         """Block until at least ``count`` messages match; return all matches so far.
 
         Woken by each append, never polls. ``timeout`` defaults to :attr:`default_timeout`;
-        on expiry raises :class:`MailboxTimeout` listing what did arrive.
+        on expiry raises :class:`MailboxTimeout` listing what did arrive and why each failed.
         """
-        match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
-        return self._wait(count, timeout, match, wanted)
+        return self._wait(
+            count,
+            timeout,
+            message_filter(
+                match,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                header_to=header_to,
+                header_from=header_from,
+                subject=subject,
+                contains=contains,
+                header=header,
+                predicate=predicate,
+                to=to,
+                from_=from_,
+            ),
+        )
 
     async def wait_for_async(
         self,
         count: int = 1,
         timeout: float | None = None,
         *,
+        match: Filter[Message] | None = None,
+        rcpt: str | None = None,
+        mail_from: str | None = None,
+        header_to: str | None = None,
+        header_from: str | None = None,
+        subject: TextMatch | None = None,
+        contains: str | None = None,
+        header: HeaderMatch | None = None,
+        predicate: Callable[[Message], bool] | None = None,
         to: str | None = None,
         from_: str | None = None,
-        subject: str | re.Pattern[str] | None = None,
-        contains: str | None = None,
-        header: tuple[str, str | re.Pattern[str]]
-        | Mapping[str, str | re.Pattern[str]]
-        | None = None,
-        predicate: Callable[[Message], bool] | None = None,
     ) -> list[Message]:
         """:meth:`wait_for` for coroutines, on any event loop; never blocks that loop."""
-        match, wanted = _message_matcher(to, from_, subject, contains, header, predicate)
-        return await self._wait_async(count, timeout, match, wanted)
+        return await self._wait_async(
+            count,
+            timeout,
+            message_filter(
+                match,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                header_to=header_to,
+                header_from=header_from,
+                subject=subject,
+                contains=contains,
+                header=header,
+                predicate=predicate,
+                to=to,
+                from_=from_,
+            ),
+        )
 
 
 class TransactionLog(_WaitableLog[Transaction]):
     """Every :class:`Transaction` of one server, accepted or not, in start order.
 
-    Filters: ``outcome`` (one of :data:`OUTCOMES`), ``stage`` (one of :data:`STAGES`),
-    ``rcpt`` (any recipient tried, accepted or not), ``from_``, ``code`` (the deciding reply
-    or any recipient's reply), ``predicate``.
+    Lookups take ``match=`` (a :class:`~pytest_smtp.mail.TransactionFilter`) and/or its
+    keywords: ``outcome`` (one of :data:`OUTCOMES`), ``stage`` (one of :data:`STAGES`),
+    ``rcpt`` (any recipient tried, accepted or not), ``mail_from`` (``from_`` is its older
+    spelling), ``code`` (the deciding reply or any recipient's reply), ``predicate``.
     """
 
     _noun = "transaction"
@@ -124,61 +199,113 @@ class TransactionLog(_WaitableLog[Transaction]):
     def filter(
         self,
         *,
+        match: Filter[Transaction] | None = None,
         outcome: Outcome | None = None,
         stage: Stage | None = None,
         rcpt: str | None = None,
-        from_: str | None = None,
+        mail_from: str | None = None,
         code: int | None = None,
         predicate: Callable[[Transaction], bool] | None = None,
+        from_: str | None = None,
     ) -> list[Transaction]:
         """The transactions that match every given filter, in order."""
-        match, _ = _transaction_matcher(outcome, stage, rcpt, from_, code, predicate)
-        return [t for t in self._snapshot() if match(t)]
+        return self._filter(
+            transaction_filter(
+                match,
+                outcome=outcome,
+                stage=stage,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                code=code,
+                predicate=predicate,
+                from_=from_,
+            )
+        )
 
     def one(
         self,
         *,
+        match: Filter[Transaction] | None = None,
         outcome: Outcome | None = None,
         stage: Stage | None = None,
         rcpt: str | None = None,
-        from_: str | None = None,
+        mail_from: str | None = None,
         code: int | None = None,
         predicate: Callable[[Transaction], bool] | None = None,
+        from_: str | None = None,
     ) -> Transaction:
         """The only transaction matching the filters; :class:`MailboxError` otherwise."""
-        match, wanted = _transaction_matcher(outcome, stage, rcpt, from_, code, predicate)
-        return self._one([t for t in self._snapshot() if match(t)], wanted)
+        return self._one(
+            transaction_filter(
+                match,
+                outcome=outcome,
+                stage=stage,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                code=code,
+                predicate=predicate,
+                from_=from_,
+            )
+        )
 
     def wait_for(
         self,
         count: int = 1,
         timeout: float | None = None,
         *,
+        match: Filter[Transaction] | None = None,
         outcome: Outcome | None = None,
         stage: Stage | None = None,
         rcpt: str | None = None,
-        from_: str | None = None,
+        mail_from: str | None = None,
         code: int | None = None,
         predicate: Callable[[Transaction], bool] | None = None,
+        from_: str | None = None,
     ) -> list[Transaction]:
         """Block until at least ``count`` transactions match (woken by appends and by
         :meth:`Transaction.finish`); raises :class:`MailboxTimeout` listing what happened.
         """
-        match, wanted = _transaction_matcher(outcome, stage, rcpt, from_, code, predicate)
-        return self._wait(count, timeout, match, wanted)
+        return self._wait(
+            count,
+            timeout,
+            transaction_filter(
+                match,
+                outcome=outcome,
+                stage=stage,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                code=code,
+                predicate=predicate,
+                from_=from_,
+            ),
+        )
 
     async def wait_for_async(
         self,
         count: int = 1,
         timeout: float | None = None,
         *,
+        match: Filter[Transaction] | None = None,
         outcome: Outcome | None = None,
         stage: Stage | None = None,
         rcpt: str | None = None,
-        from_: str | None = None,
+        mail_from: str | None = None,
         code: int | None = None,
         predicate: Callable[[Transaction], bool] | None = None,
+        from_: str | None = None,
     ) -> list[Transaction]:
         """:meth:`wait_for` for coroutines, on any event loop; never blocks that loop."""
-        match, wanted = _transaction_matcher(outcome, stage, rcpt, from_, code, predicate)
-        return await self._wait_async(count, timeout, match, wanted)
+        return await self._wait_async(
+            count,
+            timeout,
+            transaction_filter(
+                match,
+                outcome=outcome,
+                stage=stage,
+                rcpt=rcpt,
+                mail_from=mail_from,
+                code=code,
+                predicate=predicate,
+                from_=from_,
+            ),
+        )

@@ -94,7 +94,8 @@ class HeaderView:
         return f"<HeaderView {self.keys()!r}>"
 
 
-def _short(value: object, limit: int = 60) -> str:
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis (for failure texts)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -277,18 +278,19 @@ class Message:
             return _CRLF_RE.sub("\n", str(content))
         return None
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
+        """One line for failure texts: ``from='a@x' to=['b@y'] subject='Hi' size=123``."""
         try:
             subject: object = self.subject
         except Exception:
             subject = "<unparseable>"
         return (
-            f"from={_short(self.mail_from)} to={_short(self.rcpt_tos)} "
-            f"subject={_short(subject)} size={self.size}"
+            f"from={short_repr(self.mail_from)} to={short_repr(self.rcpt_tos)} "
+            f"subject={short_repr(subject)} size={self.size}"
         )
 
     def __repr__(self) -> str:
-        return f"<Message {self._describe()}>"
+        return f"<Message {self.describe()}>"
 
 
 def _leaf_parts(root: EmailMessage) -> Iterator[EmailMessage]:

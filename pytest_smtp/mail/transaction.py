@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Literal, get_args
 
-from pytest_smtp.mail.message import Message, _short
+from pytest_smtp.mail.message import Message, short_repr
 from pytest_smtp.mail.session import Envelope, RecipientResult, Reply, SessionInfo
 
 __all__ = ["OUTCOMES", "STAGES", "Outcome", "Stage", "Transaction"]
@@ -115,16 +115,18 @@ class Transaction:
         for hook in list(self._hooks):
             hook(self)
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
+        """One line for failure texts: id, outcome, stage, reply, sender, recipients (with the
+        reply of each refused one)."""
         state = self.outcome or "in progress"
         reply = f": {self.reply}" if self.reply is not None else ""
         tried = [
             r.address if r.accepted else f"{r.address} ({r.reply})" for r in list(self.recipients)
         ]
         return (
-            f"#{self.id} {state} at {self.stage}{reply} from={_short(self.mail_from)} "
-            f"to={_short(tried, 200)}"
+            f"#{self.id} {state} at {self.stage}{reply} from={short_repr(self.mail_from)} "
+            f"to={short_repr(tried, 200)}"
         )
 
     def __repr__(self) -> str:
-        return f"<Transaction {self._describe()}>"
+        return f"<Transaction {self.describe()}>"

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as SequenceABC
 from typing import Generic, TypeVar, overload
 
 from pytest_smtp import engine as _engine_module
+from pytest_smtp.listeners import Listeners
+from pytest_smtp.mail.filters import Filter
 
 __all__ = ["MailboxError", "MailboxTimeout"]
 
@@ -77,9 +78,9 @@ class _WaitableLog(SequenceABC[_T]):
         self._generation = 0
         self._cond = threading.Condition(threading.Lock())
         self._async_waiters: set[_AsyncWaiter] = set()
-        self._listeners: tuple[Callable[[_T], None], ...] = ()
+        self._listeners: Listeners[_T] = Listeners(self._noun)
         #: Tracebacks of listeners that raised (see :meth:`add_listener`).
-        self.listener_errors: list[str] = []
+        self.listener_errors: list[str] = self._listeners.errors
 
     @property
     def default_timeout(self) -> float:
@@ -135,15 +136,20 @@ class _WaitableLog(SequenceABC[_T]):
 
     @staticmethod
     def _describe_item(item: _T) -> str:
-        describe = getattr(item, "_describe", None)
+        describe = getattr(item, "describe", None)
         return str(describe()) if callable(describe) else repr(item)
 
-    def _describe_all(self, items: list[_T]) -> str:
+    def _describe_all(self, items: list[_T], match: Filter[_T] | None = None) -> str:
+        """Every item, one line each; with ``match``, why each one that fails it does not."""
         if not items:
             return f"no {self._nouns} captured"
         noun = self._noun if len(items) == 1 else self._nouns
         lines = [f"{len(items)} {noun} captured:"]
-        lines.extend(f"  [{i}] {self._describe_item(x)}" for i, x in enumerate(items))
+        for i, item in enumerate(items):
+            lines.append(f"  [{i}] {self._describe_item(item)}")
+            why = None if match is None else match.explain(item)
+            if why is not None:
+                lines.append(f"      no match: {why}")
         return "\n".join(lines)
 
     # -- engine side -----------------------------------------------------------------------
@@ -155,13 +161,8 @@ class _WaitableLog(SequenceABC[_T]):
             self._items.append(item)
             self._cond.notify_all()
             targets = self._wake_targets()
-            listeners = self._listeners
         self._wake(targets)
-        for listener in listeners:
-            try:
-                listener(item)
-            except Exception:
-                self.listener_errors.append(traceback.format_exc())
+        self._listeners.emit(item)
 
     def _updated(self, item: _T) -> None:
         """Tell waiters that ``item``, already in the log, changed (e.g. it finished)."""
@@ -201,19 +202,7 @@ class _WaitableLog(SequenceABC[_T]):
         A listener that raises does not disturb the others: its traceback is kept in
         :attr:`listener_errors`.
         """
-        if not callable(fn):
-            raise TypeError(f"add_listener() takes a callable, got {type(fn).__name__}")
-        with self._cond:
-            self._listeners = (*self._listeners, fn)
-
-        def remove() -> None:
-            with self._cond:
-                listeners = list(self._listeners)
-                if fn in listeners:
-                    listeners.remove(fn)
-                self._listeners = tuple(listeners)
-
-        return remove
+        return self._listeners.add(fn, "add_listener")
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -243,24 +232,22 @@ class _WaitableLog(SequenceABC[_T]):
         scan: _Scan[_T],
         new: list[tuple[int, _T]],
         changed: list[tuple[int, _T]],
-        match: Callable[[_T], bool],
+        match: Filter[_T],
         count: int,
     ) -> list[_T] | None:
         for index, item in changed:
-            if match(item):
+            if match.matches(item):
                 scan.matched[index] = item
             else:
                 scan.matched.pop(index, None)
         for index, item in new:
-            if match(item):
+            if match.matches(item):
                 scan.matched[index] = item
         if len(scan.matched) >= count:
             return [scan.matched[i] for i in sorted(scan.matched)]
         return None
 
-    def _wait(
-        self, count: int, timeout: float | None, match: Callable[[_T], bool], wanted: str
-    ) -> list[_T]:
+    def _wait(self, count: int, timeout: float | None, match: Filter[_T]) -> list[_T]:
         count = _check_count(count)
         seconds = self.default_timeout if timeout is None else _check_timeout(timeout)
         engine = _engine_module._engine
@@ -282,11 +269,9 @@ class _WaitableLog(SequenceABC[_T]):
             found = self._evaluate(scan, new, changed, match, count)
             if found is not None:
                 return found
-        raise self._timeout_error(count, seconds, wanted, len(scan.matched))
+        raise self._timeout_error(count, seconds, match, len(scan.matched))
 
-    async def _wait_async(
-        self, count: int, timeout: float | None, match: Callable[[_T], bool], wanted: str
-    ) -> list[_T]:
+    async def _wait_async(self, count: int, timeout: float | None, match: Filter[_T]) -> list[_T]:
         count = _check_count(count)
         seconds = self.default_timeout if timeout is None else _check_timeout(timeout)
         loop = asyncio.get_running_loop()
@@ -318,16 +303,22 @@ class _WaitableLog(SequenceABC[_T]):
                 self._async_waiters.discard(waiter)
             if future is not None and not future.done() and not loop.is_closed():
                 future.cancel()
-        raise self._timeout_error(count, seconds, wanted, len(scan.matched))
+        raise self._timeout_error(count, seconds, match, len(scan.matched))
 
-    def _timeout_error(self, count: int, seconds: float, wanted: str, matched: int) -> Exception:
+    def _timeout_error(
+        self, count: int, seconds: float, match: Filter[_T], matched: int
+    ) -> Exception:
         noun = self._noun if count == 1 else self._nouns
         return MailboxTimeout(
-            f"timed out after {seconds:g} s waiting for {count} {noun} matching {wanted}; "
-            f"{matched} matched.\n{self._describe_all(self._snapshot())}"
+            f"timed out after {seconds:g} s waiting for {count} {noun} matching {match}; "
+            f"{matched} matched.\n{self._describe_all(self._snapshot(), match)}"
         )
 
-    def _one(self, matches: list[_T], wanted: str) -> _T:
+    def _filter(self, match: Filter[_T]) -> list[_T]:
+        return [item for item in self._snapshot() if match.matches(item)]
+
+    def _one(self, match: Filter[_T]) -> _T:
+        matches = self._filter(match)
         if len(matches) == 1:
             return matches[0]
         items = self._snapshot()
@@ -336,8 +327,8 @@ class _WaitableLog(SequenceABC[_T]):
             positions = [i for i, item in enumerate(items) if any(item is m for m in matches)]
             which = " (at " + ", ".join(f"[{i}]" for i in positions) + ")"
         raise MailboxError(
-            f"expected exactly one {self._noun} matching {wanted}, found {len(matches)}"
-            f"{which}.\n{self._describe_all(items)}"
+            f"expected exactly one {self._noun} matching {match}, found {len(matches)}"
+            f"{which}.\n{self._describe_all(items, match)}"
         )
 
 

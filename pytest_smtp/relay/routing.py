@@ -34,6 +34,8 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from ..smtp.address import domain_of
+
 __all__ = [
     "Exchange",
     "LookupCache",
@@ -117,12 +119,6 @@ class LookupCache:
 
 
 Resolver = dns.asyncresolver.Resolver | LookupCache
-
-
-def domain_of(address: str) -> str:
-    """The domain of ``address``, lower-cased (``""`` when there is none)."""
-    _, at, domain = address.rpartition("@")
-    return domain.lower().rstrip(".") if at else ""
 
 
 def is_loopback(address: str) -> bool:

@@ -182,11 +182,6 @@ class SessionLog:
             self._open = max(0, self._open - 1)
             self._lock.notify_all()
 
-    @property
-    def open_sessions(self) -> int:
-        """How many connections are still open."""
-        return self._open
-
     def wait_idle(self, timeout: float = 5.0) -> list[SessionRecord]:
         """Block until no session is open (every client disconnected); returns the records.
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["EnvelopeSyntaxError", "Path", "check_auth_param", "parse_params", "parse_path"]
+__all__ = [
+    "EnvelopeSyntaxError",
+    "Path",
+    "check_auth_param",
+    "domain_of",
+    "parse_params",
+    "parse_path",
+]
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _DOT_STRING = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
@@ -50,6 +57,14 @@ class Path:
         self.address = address
         self.rest = rest
         self.source_route = source_route
+
+
+def domain_of(address: str) -> str:
+    """The domain of ``address``, lower-cased, without the root's trailing dot; ``""`` when
+    there is none (``"postmaster"``). ``domain_of("Bob@Example.ORG.") == "example.org"``.
+    """
+    _, at, domain = address.rpartition("@")
+    return domain.lower().rstrip(".") if at else ""
 
 
 def _check_domain(domain: str, utf8: bool, enhanced: str) -> None:

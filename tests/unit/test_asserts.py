@@ -91,8 +91,11 @@ def test_assert_sent_failure_when_none_matches(mailbox: Mailbox) -> None:
         "assert_sent: expected exactly 1 message matching to='carol@y.test', found 0\n"
         "captured 3 messages:\n"
         "  [0] from='a@x.test' to=['alice@y.test'] subject='Welcome' size=44\n"
+        "      no match: to: wanted 'carol@y.test', got ['alice@y.test']\n"
         "  [1] from='a@x.test' to=['bob@y.test'] subject='Invoice' size=51\n"
-        "  [2] from='a@x.test' to=['bob@y.test'] subject='Reminder' size=43"
+        "      no match: to: wanted 'carol@y.test', got ['bob@y.test']\n"
+        "  [2] from='a@x.test' to=['bob@y.test'] subject='Reminder' size=43\n"
+        "      no match: to: wanted 'carol@y.test', got ['bob@y.test']"
     )
 
 
@@ -240,18 +243,24 @@ def test_assert_dropped(log: TransactionLog) -> None:
 def test_outcome_failure_lists_every_transaction(log: TransactionLog) -> None:
     with pytest.raises(AssertionError) as info:
         assert_rejected(log, rcpt="zed@y", code=550)
+    refused = "predicate=('zed@y' refused with 550) returned False"
     assert str(info.value) == (
         "assert_rejected: expected a rejected transaction matching rcpt='zed@y', code=550, "
         "none within 0.05 s\n"
         "5 transactions recorded:\n"
         "  #1 accepted at eod: 250 2.0.0 OK from='a@x' to=['b@y', "
         "'bob@y (550 5.1.1 No such user)']\n"
+        f"      no match: none of: outcome: wanted 'rejected', got 'accepted'; or {refused}\n"
         "  #2 rejected at data: 554 5.7.1 Spam from='a@x' to=['c@y']\n"
+        f"      no match: none of: rcpt: wanted 'zed@y', got ['c@y']; or {refused}\n"
         "  #3 deferred at rcpt: 451 4.7.1 Greylisted from='a@x' to=['grey@y (451 4.7.1 "
         "Greylisted)']\n"
+        f"      no match: none of: outcome: wanted 'rejected', got 'deferred'; or {refused}\n"
         "  #4 accepted at eod: 250 2.0.0 OK from='a@x' to=['d@y', 'late@y (451 4.7.1 "
         "Greylisted)']\n"
-        "  #5 dropped at eod: 250 2.0.0 OK from='' to=['drop@y']"
+        f"      no match: none of: outcome: wanted 'rejected', got 'accepted'; or {refused}\n"
+        "  #5 dropped at eod: 250 2.0.0 OK from='' to=['drop@y']\n"
+        f"      no match: none of: outcome: wanted 'rejected', got 'dropped'; or {refused}"
     )
 
 

@@ -11,8 +11,8 @@ This module never imports pytest; :func:`explain_compare` is the body of the plu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Literal, TypeVar, overload
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeVar, overload
 
 from pytest_smtp.mail import (
     Filter,
@@ -24,8 +24,16 @@ from pytest_smtp.mail import (
     TransactionFilter,
     TransactionLog,
 )
-from pytest_smtp.mail.filters import HeaderMatch, TextMatch, message_filter, transaction_filter
+from pytest_smtp.mail.filters import MessageCriteria, message_filter, transaction_filter
 from pytest_smtp.mail.message import short_repr
+
+if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 _Item = TypeVar("_Item")
 
@@ -118,16 +126,7 @@ def assert_sent(
     count: None = None,
     *,
     match: Filter[Message] | None = None,
-    rcpt: str | None = None,
-    mail_from: str | None = None,
-    header_to: str | None = None,
-    header_from: str | None = None,
-    subject: TextMatch | None = None,
-    contains: str | None = None,
-    header: HeaderMatch | None = None,
-    predicate: Callable[[Message], bool] | None = None,
-    to: str | None = None,
-    from_: str | None = None,
+    **criteria: Unpack[MessageCriteria],
 ) -> Message: ...
 
 
@@ -137,16 +136,7 @@ def assert_sent(
     count: int,
     *,
     match: Filter[Message] | None = None,
-    rcpt: str | None = None,
-    mail_from: str | None = None,
-    header_to: str | None = None,
-    header_from: str | None = None,
-    subject: TextMatch | None = None,
-    contains: str | None = None,
-    header: HeaderMatch | None = None,
-    predicate: Callable[[Message], bool] | None = None,
-    to: str | None = None,
-    from_: str | None = None,
+    **criteria: Unpack[MessageCriteria],
 ) -> list[Message]: ...
 
 
@@ -155,16 +145,7 @@ def assert_sent(
     count: int | None = None,
     *,
     match: Filter[Message] | None = None,
-    rcpt: str | None = None,
-    mail_from: str | None = None,
-    header_to: str | None = None,
-    header_from: str | None = None,
-    subject: TextMatch | None = None,
-    contains: str | None = None,
-    header: HeaderMatch | None = None,
-    predicate: Callable[[Message], bool] | None = None,
-    to: str | None = None,
-    from_: str | None = None,
+    **criteria: Unpack[MessageCriteria],
 ) -> Message | list[Message]:
     """Assert what the mailbox holds right now (no waiting; see ``Mailbox.wait_for``).
 
@@ -179,19 +160,7 @@ def assert_sent(
         raise TypeError(f"count must be None (exactly one) or an int >= 0, got {count!r}")
     if count is not None and count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    wanted = message_filter(
-        match,
-        rcpt=rcpt,
-        mail_from=mail_from,
-        header_to=header_to,
-        header_from=header_from,
-        subject=subject,
-        contains=contains,
-        header=header,
-        predicate=predicate,
-        to=to,
-        from_=from_,
-    )
+    wanted = message_filter(match, **criteria)
     messages = list(mailbox)
     found = [m for m in messages if wanted.matches(m)]
     expected = 1 if count is None else count
@@ -214,16 +183,7 @@ def assert_no_mail(
     within: float | None = None,
     *,
     match: Filter[Message] | None = None,
-    rcpt: str | None = None,
-    mail_from: str | None = None,
-    header_to: str | None = None,
-    header_from: str | None = None,
-    subject: TextMatch | None = None,
-    contains: str | None = None,
-    header: HeaderMatch | None = None,
-    predicate: Callable[[Message], bool] | None = None,
-    to: str | None = None,
-    from_: str | None = None,
+    **criteria: Unpack[MessageCriteria],
 ) -> None:
     """Assert that no message matches the filters (those of :func:`assert_sent`).
 
@@ -232,19 +192,7 @@ def assert_no_mail(
     """
     __tracebackhide__ = True
     mailbox = _mailbox_of(target, "assert_no_mail")
-    wanted = message_filter(
-        match,
-        rcpt=rcpt,
-        mail_from=mail_from,
-        header_to=header_to,
-        header_from=header_from,
-        subject=subject,
-        contains=contains,
-        header=header,
-        predicate=predicate,
-        to=to,
-        from_=from_,
-    )
+    wanted = message_filter(match, **criteria)
     if within is None:
         found = [m for m in mailbox if wanted.matches(m)]
     else:
@@ -319,16 +267,29 @@ def _shown(pairs: dict[str, object], match: Filter[Transaction] | None) -> str:
     return ", ".join(parts) or "(no filters)"
 
 
+class OutcomeCriteria(TypedDict, total=False):
+    """The keywords of :func:`assert_rejected` and its siblings."""
+
+    match: Filter[Transaction] | None
+    rcpt: str | None
+    code: int | None
+    stage: Stage | None
+    mail_from: str | None
+    from_: str | None
+    timeout: float | None
+
+
 def _assert_outcome(
     outcome: _OutcomeName,
     target: object,
-    match: Filter[Transaction] | None,
-    rcpt: str | None,
-    code: int | None,
-    stage: Stage | None,
-    mail_from: str | None,
-    from_: str | None,
-    timeout: float | None,
+    *,
+    match: Filter[Transaction] | None = None,
+    rcpt: str | None = None,
+    code: int | None = None,
+    stage: Stage | None = None,
+    mail_from: str | None = None,
+    from_: str | None = None,
+    timeout: float | None = None,
 ) -> Transaction:
     __tracebackhide__ = True
     helper = f"assert_{outcome}"
@@ -361,17 +322,7 @@ def _assert_outcome(
     )
 
 
-def assert_rejected(
-    target: object,
-    *,
-    match: Filter[Transaction] | None = None,
-    rcpt: str | None = None,
-    code: int | None = None,
-    stage: Stage | None = None,
-    mail_from: str | None = None,
-    from_: str | None = None,
-    timeout: float | None = None,
-) -> Transaction:
+def assert_rejected(target: object, **criteria: Unpack[OutcomeCriteria]) -> Transaction:
     """Assert that a transaction was rejected (5xx); returns the first such transaction.
 
     With ``rcpt=``, a transaction where that recipient alone got a 5xx counts too, even if the
@@ -383,58 +334,28 @@ def assert_rejected(
     match.
     """
     __tracebackhide__ = True
-    return _assert_outcome("rejected", target, match, rcpt, code, stage, mail_from, from_, timeout)
+    return _assert_outcome("rejected", target, **criteria)
 
 
-def assert_deferred(
-    target: object,
-    *,
-    match: Filter[Transaction] | None = None,
-    rcpt: str | None = None,
-    code: int | None = None,
-    stage: Stage | None = None,
-    mail_from: str | None = None,
-    from_: str | None = None,
-    timeout: float | None = None,
-) -> Transaction:
+def assert_deferred(target: object, **criteria: Unpack[OutcomeCriteria]) -> Transaction:
     """Assert that a transaction was deferred (4xx); like :func:`assert_rejected`."""
     __tracebackhide__ = True
-    return _assert_outcome("deferred", target, match, rcpt, code, stage, mail_from, from_, timeout)
+    return _assert_outcome("deferred", target, **criteria)
 
 
-def assert_dropped(
-    target: object,
-    *,
-    match: Filter[Transaction] | None = None,
-    rcpt: str | None = None,
-    code: int | None = None,
-    stage: Stage | None = None,
-    mail_from: str | None = None,
-    from_: str | None = None,
-    timeout: float | None = None,
-) -> Transaction:
+def assert_dropped(target: object, **criteria: Unpack[OutcomeCriteria]) -> Transaction:
     """Assert that a message was accepted and silently dropped; returns the transaction."""
     __tracebackhide__ = True
-    return _assert_outcome("dropped", target, match, rcpt, code, stage, mail_from, from_, timeout)
+    return _assert_outcome("dropped", target, **criteria)
 
 
-def assert_aborted(
-    target: object,
-    *,
-    match: Filter[Transaction] | None = None,
-    rcpt: str | None = None,
-    code: int | None = None,
-    stage: Stage | None = None,
-    mail_from: str | None = None,
-    from_: str | None = None,
-    timeout: float | None = None,
-) -> Transaction:
+def assert_aborted(target: object, **criteria: Unpack[OutcomeCriteria]) -> Transaction:
     """Assert that a transaction was aborted (the client went away, or the server cut it).
 
     The server records this after the client has gone, so the default wait matters here.
     """
     __tracebackhide__ = True
-    return _assert_outcome("aborted", target, match, rcpt, code, stage, mail_from, from_, timeout)
+    return _assert_outcome("aborted", target, **criteria)
 
 
 # --------------------------------------------------------------------------------------------

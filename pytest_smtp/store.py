@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-from pytest_smtp.listeners import Listeners
+from pytest_smtp._listeners import Listeners
 from pytest_smtp.parsing import parse_message
 
 __all__ = [

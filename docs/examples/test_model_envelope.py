@@ -52,11 +52,14 @@ def test_filters_look_at_the_envelope_or_at_headers() -> None:
         captured(RAW, "bounces@example.com", ["jurgen@example.org", "audit@example.com"])
     )
 
-    # to= and from_= are envelope addresses, matched exactly (case does not matter).
-    assert_sent(mailbox, to="AUDIT@example.com", from_="bounces@example.com")
+    # rcpt= and mail_from= are envelope addresses, matched exactly (case does not matter).
+    assert_sent(mailbox, rcpt="AUDIT@example.com", mail_from="bounces@example.com")
+    # header_to= and header_from= are the addresses written in the To: and From: headers.
+    assert_sent(mailbox, header_to="jurgen@example.org", header_from="shop@example.com")
+    assert mailbox.filter(header_to="audit@example.com") == []  # Bcc: envelope only
     # header= matches a decoded header value exactly, or a compiled pattern.
     assert_sent(mailbox, header=("To", "Jürgen <jurgen@example.org>"))
-    assert mailbox.filter(to="audit@example.com", subject="Your order № 1")
+    assert mailbox.filter(rcpt="audit@example.com", subject="Your order № 1")
 
 
 def test_a_bounce_has_the_null_sender() -> None:
@@ -64,4 +67,4 @@ def test_a_bounce_has_the_null_sender() -> None:
     mailbox = Mailbox()
     mailbox._append(bounce)
     assert bounce.mail_from == ""
-    assert mailbox.one(from_="") is bounce
+    assert mailbox.one(mail_from="") is bounce

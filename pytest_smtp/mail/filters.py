@@ -22,10 +22,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypedDict, TypeVar
 
 from pytest_smtp.mail.message import Message, short_repr
 from pytest_smtp.mail.transaction import OUTCOMES, STAGES, Outcome, Stage, Transaction
+
+if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = ["Filter", "MessageFilter", "TransactionFilter"]
 
@@ -34,6 +42,33 @@ _T = TypeVar("_T")
 TextMatch: TypeAlias = "str | re.Pattern[str]"
 #: ``(name, value)`` or ``{name: value}``: header fields and what their decoded value must be.
 HeaderMatch: TypeAlias = "tuple[str, TextMatch] | Mapping[str, TextMatch]"
+
+
+class MessageCriteria(TypedDict, total=False):
+    """The keywords of :class:`MessageFilter`, as every message lookup and assertion takes them."""
+
+    rcpt: str | None
+    mail_from: str | None
+    header_to: str | None
+    header_from: str | None
+    subject: TextMatch | None
+    contains: str | None
+    header: HeaderMatch | None
+    predicate: Callable[[Message], bool] | None
+    to: str | None
+    from_: str | None
+
+
+class TransactionCriteria(TypedDict, total=False):
+    """The keywords of :class:`TransactionFilter`, as every transaction lookup takes them."""
+
+    outcome: Outcome | None
+    stage: Stage | None
+    rcpt: str | None
+    mail_from: str | None
+    code: int | None
+    predicate: Callable[[Transaction], bool] | None
+    from_: str | None
 
 
 @dataclass(frozen=True)
@@ -200,7 +235,7 @@ def _check_sender(name: str, value: object) -> str:
     wanted = _check_str(name, value)
     if wanted == "<>":
         raise ValueError(f"the null sender is written {name}='' (not '<>')")
-    return wanted.casefold()
+    return wanted
 
 
 def _check_header_filter(header: object) -> list[tuple[str, TextMatch]]:
@@ -228,21 +263,47 @@ def _check_code(code: object) -> int:
     return code
 
 
-def _check_predicate(predicate: object, what: str) -> Callable[[Any], bool]:
-    if not callable(predicate):
-        raise TypeError(f"predicate= takes a callable({what}) -> bool, got {predicate!r}")
-    return predicate  # type: ignore[no-any-return]
+def _check_keywords(cls: type, given: Mapping[str, object], valid: frozenset[str]) -> None:
+    unknown = sorted(set(given) - valid)
+    if unknown:
+        raise TypeError(
+            f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r} "
+            f"(valid: {', '.join(sorted(valid))})"
+        )
 
 
-def _one_of(name: str, value: object, old_name: str, old: object) -> object:
-    """The value of a criterion with two spellings (``rcpt=`` / ``to=``); both is an error."""
+def _spelling(criteria: Mapping[str, Any], name: str, old_name: str) -> tuple[Any, str]:
+    """The value of a criterion with two spellings (``rcpt=`` / ``to=``) and the spelling
+    used; both is an error.
+    """
+    value, old = criteria.get(name), criteria.get(old_name)
     if value is not None and old is not None:
         raise TypeError(f"{name}= and {old_name}= are the same criterion; give one of them")
-    return value if value is not None else old
+    return (value, name) if old is None else (old, old_name)
 
 
-def _any_address(wanted: str, addresses: Sequence[str]) -> bool:
-    return any(a.casefold() == wanted for a in addresses)
+def _address_criterion(
+    name: str,
+    wanted: str,
+    addresses: Callable[[_T], Sequence[str]],
+    actual: Callable[[_T], object] | None = None,
+) -> _Criterion[_T]:
+    """``wanted`` is one of ``addresses(item)``, compared case-insensitively."""
+    folded = wanted.casefold()
+    return _Criterion(
+        name,
+        wanted,
+        lambda item: any(a.casefold() == folded for a in addresses(item)),
+        addresses if actual is None else actual,
+    )
+
+
+def _add_predicate(found: list[_Criterion[_T]], predicate: object, what: str) -> None:
+    if predicate is None:
+        return
+    if not callable(predicate):
+        raise TypeError(f"predicate= takes a callable({what}) -> bool, got {predicate!r}")
+    found.append(_Criterion("predicate", predicate, predicate, lambda item: None))
 
 
 def _any_code(t: Transaction, wanted: int) -> bool:
@@ -279,64 +340,36 @@ class MessageFilter(Filter[Message]):
 
     kind = "message"
 
-    def __init__(
-        self,
-        *,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        header_to: str | None = None,
-        header_from: str | None = None,
-        subject: TextMatch | None = None,
-        contains: str | None = None,
-        header: HeaderMatch | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        to: str | None = None,
-        from_: str | None = None,
-    ) -> None:
-        criteria: list[_Criterion[Message]] = []
-        add = criteria.append
-        rcpt_value = _one_of("rcpt", rcpt, "to", to)
-        if rcpt_value is not None:
-            name = "rcpt" if rcpt is not None else "to"
+    def __init__(self, **criteria: Unpack[MessageCriteria]) -> None:
+        _check_keywords(type(self), criteria, MessageCriteria.__optional_keys__)
+        found: list[_Criterion[Message]] = []
+        add = found.append
+        rcpt, rcpt_name = _spelling(criteria, "rcpt", "to")
+        if rcpt is not None:
             hint = " (one address; combine filters with & or use predicate= for more)"
-            folded_rcpt = _check_str(name, rcpt_value, hint).casefold()
-            add(
-                _Criterion(
-                    name,
-                    rcpt_value,
-                    lambda m: _any_address(folded_rcpt, m.rcpt_tos),
-                    lambda m: m.rcpt_tos,
-                )
-            )
-        sender = _one_of("mail_from", mail_from, "from_", from_)
+            _check_str(rcpt_name, rcpt, hint)
+            add(_address_criterion(rcpt_name, rcpt, lambda m: m.rcpt_tos))
+        sender, sender_name = _spelling(criteria, "mail_from", "from_")
         if sender is not None:
-            name = "mail_from" if mail_from is not None else "from_"
-            folded_from = _check_sender(name, sender)
+            _check_sender(sender_name, sender)
             add(
-                _Criterion(
-                    name,
-                    sender,
-                    lambda m: m.mail_from.casefold() == folded_from,
-                    lambda m: m.mail_from,
+                _address_criterion(
+                    sender_name, sender, lambda m: [m.mail_from], lambda m: m.mail_from
                 )
             )
+        header_to = criteria.get("header_to")
         if header_to is not None:
-            folded_to = _check_str("header_to", header_to).casefold()
-            add(
-                _Criterion(
-                    "header_to", header_to, lambda m: _any_address(folded_to, m.to), lambda m: m.to
-                )
-            )
+            _check_str("header_to", header_to)
+            add(_address_criterion("header_to", header_to, lambda m: m.to))
+        header_from = criteria.get("header_from")
         if header_from is not None:
-            folded_hfrom = _check_str("header_from", header_from).casefold()
+            _check_str("header_from", header_from)
             add(
-                _Criterion(
-                    "header_from",
-                    header_from,
-                    lambda m: _any_address(folded_hfrom, m._addresses("From")),
-                    lambda m: m.from_,
+                _address_criterion(
+                    "header_from", header_from, lambda m: m._addresses("From"), lambda m: m.from_
                 )
             )
+        subject = criteria.get("subject")
         if subject is not None:
             wanted_subject = _check_text_match("subject", subject)
             add(
@@ -347,6 +380,7 @@ class MessageFilter(Filter[Message]):
                     lambda m: m.subject,
                 )
             )
+        contains = criteria.get("contains")
         if contains is not None:
             needle = _check_str("contains", contains)
             add(
@@ -357,13 +391,12 @@ class MessageFilter(Filter[Message]):
                     lambda m: m.text if m.text is not None else m.html,
                 )
             )
+        header = criteria.get("header")
         if header is not None:
             for field_name, value in _check_header_filter(header):
                 add(_header_criterion(field_name, value))
-        if predicate is not None:
-            test = _check_predicate(predicate, "Message")
-            add(_Criterion("predicate", predicate, test, lambda m: None))
-        super().__init__(criteria)
+        _add_predicate(found, criteria.get("predicate"), "Message")
+        super().__init__(found)
 
 
 def _header_criterion(name: str, value: TextMatch) -> _Criterion[Message]:
@@ -389,64 +422,48 @@ class TransactionFilter(Filter[Transaction]):
 
     kind = "transaction"
 
-    def __init__(
-        self,
-        *,
-        outcome: Outcome | None = None,
-        stage: Stage | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        code: int | None = None,
-        predicate: Callable[[Transaction], bool] | None = None,
-        from_: str | None = None,
-    ) -> None:
-        criteria: list[_Criterion[Transaction]] = []
-        add = criteria.append
+    def __init__(self, **criteria: Unpack[TransactionCriteria]) -> None:
+        _check_keywords(type(self), criteria, TransactionCriteria.__optional_keys__)
+        found: list[_Criterion[Transaction]] = []
+        add = found.append
+        outcome = criteria.get("outcome")
         if outcome is not None:
             wanted_outcome = _check_choice("outcome", outcome, OUTCOMES)
             add(
                 _Criterion(
-                    "outcome",
-                    outcome,
-                    lambda t: t.outcome == wanted_outcome,
-                    lambda t: t.outcome,
+                    "outcome", outcome, lambda t: t.outcome == wanted_outcome, lambda t: t.outcome
                 )
             )
+        stage = criteria.get("stage")
         if stage is not None:
             wanted_stage = _check_choice("stage", stage, STAGES)
             add(_Criterion("stage", stage, lambda t: t.stage == wanted_stage, lambda t: t.stage))
+        rcpt = criteria.get("rcpt")
         if rcpt is not None:
-            folded_rcpt = _check_str("rcpt", rcpt).casefold()
-            add(
-                _Criterion(
-                    "rcpt",
-                    rcpt,
-                    lambda t: _any_address(folded_rcpt, [r.address for r in t.recipients]),
-                    lambda t: [r.address for r in t.recipients],
-                )
-            )
-        sender = _one_of("mail_from", mail_from, "from_", from_)
+            _check_str("rcpt", rcpt)
+            add(_address_criterion("rcpt", rcpt, lambda t: [r.address for r in t.recipients]))
+        sender, sender_name = _spelling(criteria, "mail_from", "from_")
         if sender is not None:
-            name = "mail_from" if mail_from is not None else "from_"
-            folded_from = _check_sender(name, sender)
+            _check_sender(sender_name, sender)
             add(
-                _Criterion(
-                    name,
+                _address_criterion(
+                    sender_name,
                     sender,
-                    lambda t: t.mail_from is not None and t.mail_from.casefold() == folded_from,
+                    lambda t: [] if t.mail_from is None else [t.mail_from],
                     lambda t: t.mail_from,
                 )
             )
+        code = criteria.get("code")
         if code is not None:
             wanted_code = _check_code(code)
             add(_Criterion("code", code, lambda t: _any_code(t, wanted_code), _codes))
-        if predicate is not None:
-            test = _check_predicate(predicate, "Transaction")
-            add(_Criterion("predicate", predicate, test, lambda t: None))
-        super().__init__(criteria)
+        _add_predicate(found, criteria.get("predicate"), "Transaction")
+        super().__init__(found)
 
 
-def message_filter(match: Filter[Message] | None, **criteria: Any) -> Filter[Message]:
+def message_filter(
+    match: Filter[Message] | None, **criteria: Unpack[MessageCriteria]
+) -> Filter[Message]:
     """``match`` and the keyword criteria as one filter (what every message lookup takes)."""
     return _combine(match, MessageFilter(**criteria), "message")
 

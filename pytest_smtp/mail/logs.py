@@ -5,18 +5,26 @@ This module never imports pytest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pytest_smtp.mail.filters import (
     Filter,
-    HeaderMatch,
-    TextMatch,
+    MessageCriteria,
+    TransactionCriteria,
     message_filter,
     transaction_filter,
 )
 from pytest_smtp.mail.message import Message
-from pytest_smtp.mail.transaction import Outcome, Stage, Transaction
+from pytest_smtp.mail.transaction import Transaction
 from pytest_smtp.mail.waiting import _WaitableLog
+
+if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = ["Mailbox", "TransactionLog"]
 
@@ -43,65 +51,19 @@ class Mailbox(_WaitableLog[Message]):
         self,
         *,
         match: Filter[Message] | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        header_to: str | None = None,
-        header_from: str | None = None,
-        subject: TextMatch | None = None,
-        contains: str | None = None,
-        header: HeaderMatch | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        to: str | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[MessageCriteria],
     ) -> list[Message]:
         """The captured messages that match every given filter, in arrival order."""
-        return self._filter(
-            message_filter(
-                match,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                header_to=header_to,
-                header_from=header_from,
-                subject=subject,
-                contains=contains,
-                header=header,
-                predicate=predicate,
-                to=to,
-                from_=from_,
-            )
-        )
+        return self._filter(message_filter(match, **criteria))
 
     def one(
         self,
         *,
         match: Filter[Message] | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        header_to: str | None = None,
-        header_from: str | None = None,
-        subject: TextMatch | None = None,
-        contains: str | None = None,
-        header: HeaderMatch | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        to: str | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[MessageCriteria],
     ) -> Message:
         """The only message matching the filters; :class:`MailboxError` on zero or several."""
-        return self._one(
-            message_filter(
-                match,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                header_to=header_to,
-                header_from=header_from,
-                subject=subject,
-                contains=contains,
-                header=header,
-                predicate=predicate,
-                to=to,
-                from_=from_,
-            )
-        )
+        return self._one(message_filter(match, **criteria))
 
     def wait_for(
         self,
@@ -109,16 +71,7 @@ class Mailbox(_WaitableLog[Message]):
         timeout: float | None = None,
         *,
         match: Filter[Message] | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        header_to: str | None = None,
-        header_from: str | None = None,
-        subject: TextMatch | None = None,
-        contains: str | None = None,
-        header: HeaderMatch | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        to: str | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[MessageCriteria],
     ) -> list[Message]:
         """Block until at least ``count`` messages match; return all matches so far.
 
@@ -128,19 +81,7 @@ class Mailbox(_WaitableLog[Message]):
         return self._wait(
             count,
             timeout,
-            message_filter(
-                match,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                header_to=header_to,
-                header_from=header_from,
-                subject=subject,
-                contains=contains,
-                header=header,
-                predicate=predicate,
-                to=to,
-                from_=from_,
-            ),
+            message_filter(match, **criteria),
         )
 
     async def wait_for_async(
@@ -149,34 +90,13 @@ class Mailbox(_WaitableLog[Message]):
         timeout: float | None = None,
         *,
         match: Filter[Message] | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        header_to: str | None = None,
-        header_from: str | None = None,
-        subject: TextMatch | None = None,
-        contains: str | None = None,
-        header: HeaderMatch | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        to: str | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[MessageCriteria],
     ) -> list[Message]:
         """:meth:`wait_for` for coroutines, on any event loop; never blocks that loop."""
         return await self._wait_async(
             count,
             timeout,
-            message_filter(
-                match,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                header_to=header_to,
-                header_from=header_from,
-                subject=subject,
-                contains=contains,
-                header=header,
-                predicate=predicate,
-                to=to,
-                from_=from_,
-            ),
+            message_filter(match, **criteria),
         )
 
 
@@ -200,53 +120,19 @@ class TransactionLog(_WaitableLog[Transaction]):
         self,
         *,
         match: Filter[Transaction] | None = None,
-        outcome: Outcome | None = None,
-        stage: Stage | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        code: int | None = None,
-        predicate: Callable[[Transaction], bool] | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[TransactionCriteria],
     ) -> list[Transaction]:
         """The transactions that match every given filter, in order."""
-        return self._filter(
-            transaction_filter(
-                match,
-                outcome=outcome,
-                stage=stage,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                code=code,
-                predicate=predicate,
-                from_=from_,
-            )
-        )
+        return self._filter(transaction_filter(match, **criteria))
 
     def one(
         self,
         *,
         match: Filter[Transaction] | None = None,
-        outcome: Outcome | None = None,
-        stage: Stage | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        code: int | None = None,
-        predicate: Callable[[Transaction], bool] | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[TransactionCriteria],
     ) -> Transaction:
         """The only transaction matching the filters; :class:`MailboxError` otherwise."""
-        return self._one(
-            transaction_filter(
-                match,
-                outcome=outcome,
-                stage=stage,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                code=code,
-                predicate=predicate,
-                from_=from_,
-            )
-        )
+        return self._one(transaction_filter(match, **criteria))
 
     def wait_for(
         self,
@@ -254,13 +140,7 @@ class TransactionLog(_WaitableLog[Transaction]):
         timeout: float | None = None,
         *,
         match: Filter[Transaction] | None = None,
-        outcome: Outcome | None = None,
-        stage: Stage | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        code: int | None = None,
-        predicate: Callable[[Transaction], bool] | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[TransactionCriteria],
     ) -> list[Transaction]:
         """Block until at least ``count`` transactions match (woken by appends and by
         :meth:`Transaction.finish`); raises :class:`MailboxTimeout` listing what happened.
@@ -268,16 +148,7 @@ class TransactionLog(_WaitableLog[Transaction]):
         return self._wait(
             count,
             timeout,
-            transaction_filter(
-                match,
-                outcome=outcome,
-                stage=stage,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                code=code,
-                predicate=predicate,
-                from_=from_,
-            ),
+            transaction_filter(match, **criteria),
         )
 
     async def wait_for_async(
@@ -286,26 +157,11 @@ class TransactionLog(_WaitableLog[Transaction]):
         timeout: float | None = None,
         *,
         match: Filter[Transaction] | None = None,
-        outcome: Outcome | None = None,
-        stage: Stage | None = None,
-        rcpt: str | None = None,
-        mail_from: str | None = None,
-        code: int | None = None,
-        predicate: Callable[[Transaction], bool] | None = None,
-        from_: str | None = None,
+        **criteria: Unpack[TransactionCriteria],
     ) -> list[Transaction]:
         """:meth:`wait_for` for coroutines, on any event loop; never blocks that loop."""
         return await self._wait_async(
             count,
             timeout,
-            transaction_filter(
-                match,
-                outcome=outcome,
-                stage=stage,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                code=code,
-                predicate=predicate,
-                from_=from_,
-            ),
+            transaction_filter(match, **criteria),
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence as SequenceABC
 from typing import Generic, TypeVar, overload
 
 from pytest_smtp import engine as _engine_module
-from pytest_smtp.listeners import Listeners
+from pytest_smtp._listeners import Listeners
 from pytest_smtp.mail.filters import Filter
 
 __all__ = ["MailboxError", "MailboxTimeout"]

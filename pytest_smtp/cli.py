@@ -4,17 +4,23 @@ For trying an application by hand, or testing a program that is not written in P
 server prints one line per transaction (outcome, sender, recipients, subject) and, with
 ``--save-dir``, writes every accepted message as a ``.eml`` file. Its arguments are the server
 options of :meth:`ServerOptions.schema` under the same names (``--max-size`` is ``max_size``).
-Stop it with Ctrl-C or SIGTERM.
+``--http HOST:PORT`` adds the live web view and JSON API (the ``web`` extra), which also makes
+servers for ``pytest --smtp-remote``; it refuses requests without its token (``--token``, or
+one drawn and printed at start). Stop it with Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
+import secrets
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .mail import Message, Transaction
 from .smtp.options import OptionError, ServerOptions
@@ -39,7 +45,42 @@ def _parser() -> argparse.ArgumentParser:
             help=spec.plain_help,
         )
     serve.add_argument("--save-dir", type=Path, help="write each accepted message as .eml here")
+    serve.add_argument(
+        "--http",
+        type=http_address,
+        metavar="HOST:PORT",
+        help="also serve the web view and JSON API there (needs pytest-smtp-suite[web])",
+    )
+    serve.add_argument(
+        "--token",
+        help="the secret every web request must carry (default: drawn at start and printed)",
+    )
     return parser
+
+
+def http_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8025`` for IPv6) as ``(host, port)``; argparse's type check."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not sep or not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST:PORT with an IP address, such as 127.0.0.1:8025, not {text!r}"
+        )
+    return host, number
+
+
+@contextlib.contextmanager
+def _web(server: SMTPServer, address: tuple[str, int], token: str) -> Iterator[Any]:
+    """The WebServer beside ``server``; ImportError naming the extra when it is missing."""
+    from .web import WebServer  # only with --http: the extra is optional
+
+    with WebServer(server, host=address[0], port=address[1], token=token) as web:
+        yield web
 
 
 def _describe(txn: Transaction) -> str:
@@ -60,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionError as exc:
         print(f"python -m pytest_smtp serve: {exc}", file=sys.stderr)
         return 2
+    if args.token is not None and args.http is None:
+        print("python -m pytest_smtp serve: --token goes with --http HOST:PORT", file=sys.stderr)
+        return 2
     save_dir: Path | None = args.save_dir
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -78,12 +122,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    with SMTPServer(options=options) as server:
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(SMTPServer(options=options))
         server.transactions.add_listener(on_transaction)
         server.mailbox.add_listener(on_message)
         print(f"listening on {server.host}:{server.port} as {server.hostname}", flush=True)
         if options.tls is not None:
             print(f"test CA (trust it in the client): {server.ca.ca_file}", flush=True)
+        if args.http is not None:
+            token = args.token or secrets.token_urlsafe(16)
+            try:
+                web = stack.enter_context(_web(server, args.http, token))
+            except ImportError as exc:
+                print(f"python -m pytest_smtp serve --http: {exc}", file=sys.stderr)
+                return 2
+            except (OSError, ValueError) as exc:
+                print(f"python -m pytest_smtp serve --http {args.http}: {exc}", file=sys.stderr)
+                return 2
+            print(f"web view on {web.url}?token={token}", flush=True)
+            print(f"remote mode: pytest --smtp-remote={web.url}?token={token}", flush=True)
         try:
             stop.wait()
         except KeyboardInterrupt:

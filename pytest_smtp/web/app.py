@@ -9,7 +9,9 @@ thread, no copy of the data, every request reads the live server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
@@ -17,11 +19,18 @@ from typing import Any
 
 from ..engine import LoopServer, bind_socket
 from ..mail import OUTCOMES, MailboxTimeout, Message, SessionInfo, Transaction
+from ..smtp.options import OptionError, ServerOptions
 from ..smtp.server import SMTPServer
 from ..store import MailStore, normalize_address
 from ._extra import missing_extra
 from .openapi import OPENAPI
-from .records import TransactionRecord, mark_transactions, session_lines
+from .records import (
+    MessageRecord,
+    TestRecord,
+    TransactionRecord,
+    mark_transactions,
+    session_lines,
+)
 from .templating import environment
 from .view import MessageView
 
@@ -42,6 +51,34 @@ DOWNLOAD_CSP = "sandbox; default-src 'none'"
 
 #: The query parameters of ``/api/messages`` and ``/api/transactions``.
 SEARCH_FIELDS = ("from", "to", "subject", "text", "outcome")
+
+#: Where a client may put the token: ``Authorization: Bearer T``, this cookie, or ``?token=T``.
+TOKEN_COOKIE = "pytest_smtp_token"
+
+#: The longest ``wait`` of ``GET /api/records`` (seconds); a client asks again after it.
+MAX_RECORDS_WAIT = 60.0
+
+#: The routes of one SMTP server's data: served at ``/api/...`` for the main server and at
+#: ``/api/servers/{server}/...`` for each server made through ``POST /api/servers``.
+SERVER_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/messages", "_list_messages"),
+    ("DELETE", "/messages", "_clear_messages"),
+    ("GET", "/messages/{id}", "_get_message"),
+    ("DELETE", "/messages/{id}", "_delete_message"),
+    ("GET", "/messages/{id}/raw", "_raw"),
+    ("GET", "/messages/{id}/attachments/{index}", "_attachment"),
+    ("GET", "/transactions", "_list_transactions"),
+    ("GET", "/transactions/{id}", "_get_transaction"),
+    ("GET", "/records", "_records"),
+    ("GET", "/sessions", "_sessions"),
+    ("GET", "/transcript", "_transcript"),
+    ("GET", "/faults", "_list_faults"),
+    ("POST", "/faults", "_add_fault"),
+    ("DELETE", "/faults", "_clear_faults"),
+    ("GET", "/maildrops", "_maildrops"),
+    ("GET", "/maildrops/{address}", "_maildrop"),
+    ("GET", "/maildrops/{address}/{folder}/{uid}", "_stored_raw"),
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,6 +118,22 @@ def _contains(needle: str, *haystacks: str | None) -> bool:
     return any(h is not None and needle in h.lower() for h in haystacks)
 
 
+@dataclasses.dataclass
+class _Target:
+    """One SMTP server the API shows, with the messages deleted from its view."""
+
+    smtp: SMTPServer
+    store: MailStore
+    hidden: set[int] = dataclasses.field(default_factory=set)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    """Set (and replaced) when the log is cleared or the server stops: ends long polls."""
+
+    def changed(self) -> None:
+        """Wake every long poll of this server (its log was cleared, or it stopped)."""
+        self.wake.set()
+        self.wake = asyncio.Event()
+
+
 class WebServer(LoopServer):
     """The web view and JSON API of ``smtp_server`` (and, when given, a FakeDNS and a store).
 
@@ -92,6 +145,12 @@ class WebServer(LoopServer):
 
     Deleting a message hides it (and its transaction) from the view and the API; clearing
     empties the server's mailbox and transaction log.
+
+    ``POST /api/servers`` starts more SMTP servers with ``smtp_server``'s options (its host, a
+    free port; remote mode: one per test process), each with the same API under ``/api/servers/{id}/``; they stop with this one.
+    With ``token``, every request must carry it (``Authorization: Bearer TOKEN``, the
+    ``pytest_smtp_token`` cookie, or ``?token=TOKEN``, which also sets the cookie): a
+    ``serve`` reachable from a network answers nobody else.
     """
 
     def __init__(
@@ -102,15 +161,22 @@ class WebServer(LoopServer):
         port: int = 0,
         dns: Any = None,
         store: MailStore | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
+        if token is not None and (not token or not token.isprintable() or " " in token):
+            raise ValueError(f"token must be printable text without spaces, not {token!r}")
         self.smtp = smtp_server
         """The SMTP server shown."""
         self.dns = dns
         """The :class:`~pytest_smtp.FakeDNS` whose zones ``POST /api/dns/zones`` loads."""
         self.store = store if store is not None else smtp_server.store
         """The store whose maildrops ``/api/maildrops`` reads."""
-        self._hidden: set[int] = set()
+        self.token = token
+        """The secret every request must carry, or ``None`` for none."""
+        self._main = _Target(smtp_server, self.store)
+        self._managed: dict[int, _Target] = {}
+        self._next_managed = 1
         self._announced: set[int] = set()
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._runner: web.AppRunner | None = None
@@ -128,7 +194,9 @@ class WebServer(LoopServer):
     # -- lifecycle -------------------------------------------------------------------------
     def build_app(self) -> web.Application:
         """The aiohttp application (routes, error middleware); :meth:`start` serves it."""
-        app = web.Application(middlewares=[self._errors], client_max_size=16 * 2**20)
+        app = web.Application(
+            middlewares=[self._errors, self._check_token], client_max_size=16 * 2**20
+        )
         get, post, delete = web.get, web.post, web.delete
         app.add_routes(
             [
@@ -136,26 +204,18 @@ class WebServer(LoopServer):
                 get("/messages/{id}", self._page_message),
                 get("/static/live.js", self._static_js),
                 get("/api/openapi.json", self._openapi),
-                get("/api/messages", self._list_messages),
-                delete("/api/messages", self._clear_messages),
-                get("/api/messages/{id}", self._get_message),
-                delete("/api/messages/{id}", self._delete_message),
-                get("/api/messages/{id}/raw", self._raw),
-                get("/api/messages/{id}/attachments/{index}", self._attachment),
-                get("/api/transactions", self._list_transactions),
-                get("/api/transactions/{id}", self._get_transaction),
-                get("/api/sessions", self._sessions),
-                get("/api/transcript", self._transcript),
                 get("/api/events", self._events),
-                get("/api/faults", self._list_faults),
-                post("/api/faults", self._add_fault),
-                delete("/api/faults", self._clear_faults),
                 post("/api/dns/zones", self._load_zone),
-                get("/api/maildrops", self._maildrops),
-                get("/api/maildrops/{address}", self._maildrop),
-                get("/api/maildrops/{address}/{folder}/{uid}", self._stored_raw),
+                get("/api/servers", self._list_servers),
+                post("/api/servers", self._create_server),
+                get("/api/servers/{server}", self._get_server),
+                delete("/api/servers/{server}", self._stop_server),
+                post("/api/servers/{server}/reset", self._reset_server),
             ]
         )
+        for prefix in ("/api", "/api/servers/{server}"):
+            for method, path, handler in SERVER_ROUTES:
+                app.router.add_route(method, prefix + path, getattr(self, handler))
         return app
 
     async def _astart(self) -> None:
@@ -175,6 +235,11 @@ class WebServer(LoopServer):
         self._track(asyncio.get_running_loop().create_task(self._feed()))
 
     async def _aclose(self) -> None:
+        managed, self._managed = list(self._managed.values()), {}
+        for target in (self._main, *managed):
+            target.changed()
+        if managed:
+            await asyncio.gather(*(t.smtp.stop_async() for t in managed))
         for queue in list(self._clients):
             queue.put_nowait(None)
         runner, self._runner = self._runner, None
@@ -201,14 +266,24 @@ class WebServer(LoopServer):
             queue.put_nowait(event)
 
     # -- lookups ---------------------------------------------------------------------------
-    def _visible(self) -> list[Transaction]:
-        return [t for t in self.smtp.transactions if t.id not in self._hidden]
+    def _target(self, request: web.Request) -> _Target:
+        """The server a request is about: ``/api/servers/{server}/...`` or the main one."""
+        if "server" not in request.match_info:
+            return self._main
+        sid = self._int(request, "server")
+        target = self._managed.get(sid)
+        if target is None:
+            known = ", ".join(map(str, sorted(self._managed))) or "none"
+            raise _ApiError(404, f"no server {sid} (servers: {known}; see GET /api/servers)")
+        return target
 
-    def _record(self, txn: Transaction) -> TransactionRecord:
-        return TransactionRecord.from_transaction(txn, self._server_name())
+    def _visible(self, request: web.Request) -> list[Transaction]:
+        target = self._target(request)
+        return [t for t in target.smtp.transactions if t.id not in target.hidden]
 
-    def _server_name(self) -> str:
-        return f"{self.smtp.host}:{self.smtp.port}"
+    @staticmethod
+    def _record(txn: Transaction, smtp: SMTPServer) -> TransactionRecord:
+        return TransactionRecord.from_transaction(txn, f"{smtp.host}:{smtp.port}")
 
     @staticmethod
     def _int(request: web.Request, name: str) -> int:
@@ -219,7 +294,7 @@ class WebServer(LoopServer):
 
     def _transaction(self, request: web.Request) -> Transaction:
         wanted = self._int(request, "id")
-        for txn in self._visible():
+        for txn in self._visible(request):
             if txn.id == wanted:
                 return txn
         raise _ApiError(404, f"no transaction {wanted} (see GET /api/transactions)")
@@ -233,7 +308,7 @@ class WebServer(LoopServer):
 
     def _search(self, request: web.Request) -> Callable[[Transaction], bool]:
         query = request.query
-        unknown = sorted(set(query) - set(SEARCH_FIELDS))
+        unknown = sorted(set(query) - {*SEARCH_FIELDS, "token"})
         if unknown:
             raise _ApiError(
                 400,
@@ -346,6 +421,29 @@ class WebServer(LoopServer):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    @web.middleware
+    async def _check_token(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.token is None:
+            return await handler(request)
+        given = request.query.get("token")
+        from_query = given is not None
+        if given is None:
+            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+            given = value.strip() if scheme.lower() == "bearer" else None
+        if given is None:
+            given = request.cookies.get(TOKEN_COOKIE)
+        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            what = "a wrong token" if given is not None else "no token"
+            raise _ApiError(
+                401,
+                f"{what}: send the token `serve` printed at start as 'Authorization: Bearer "
+                "TOKEN' (or ?token=TOKEN)",
+            )
+        response = await handler(request)
+        if from_query and not response.prepared:
+            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict")
+        return response
+
     # -- pages -----------------------------------------------------------------------------
     def _page(self, template: str, **context: Any) -> web.Response:
         html = environment().get_template(template).render(page_csp=PAGE_CSP, **context)
@@ -360,10 +458,11 @@ class WebServer(LoopServer):
 
     async def _page_message(self, request: web.Request) -> web.Response:
         message, txn = self._message(request)
-        record = self._record(txn)
+        smtp = self.smtp
+        record = self._record(txn, smtp)
         sid = message.session.id
-        same_session = [self._record(t) for t in self.smtp.transactions if t.session.id == sid]
-        lines = mark_transactions(session_lines(self.smtp.transcript, sid), same_session)
+        same_session = [self._record(t, smtp) for t in smtp.transactions if t.session.id == sid]
+        lines = mark_transactions(session_lines(smtp.transcript, sid), same_session)
         return self._page(
             "live_message.html",
             view=MessageView.build(message, record),
@@ -382,12 +481,14 @@ class WebServer(LoopServer):
     # -- messages and transactions ---------------------------------------------------------
     async def _list_messages(self, request: web.Request) -> web.Response:
         match = self._search(request)
-        found = [self._summary(t) for t in self._visible() if t.message is not None and match(t)]
+        found = [
+            self._summary(t) for t in self._visible(request) if t.message is not None and match(t)
+        ]
         return _json({"count": len(found), "messages": found})
 
     async def _list_transactions(self, request: web.Request) -> web.Response:
         match = self._search(request)
-        found = [self._summary(t) for t in self._visible() if match(t)]
+        found = [self._summary(t) for t in self._visible(request) if match(t)]
         return _json({"count": len(found), "transactions": found})
 
     async def _get_message(self, request: web.Request) -> web.Response:
@@ -399,16 +500,21 @@ class WebServer(LoopServer):
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         txn = self._transaction(request)
-        self._hidden.add(txn.id)
-        self._broadcast({"type": "delete", "id": txn.id})
+        target = self._target(request)
+        target.hidden.add(txn.id)
+        if target is self._main:
+            self._broadcast({"type": "delete", "id": txn.id})
         return _json({"status": 200, "deleted": txn.id})
 
     async def _clear_messages(self, request: web.Request) -> web.Response:
-        count = len(self._visible())
-        self.smtp.mailbox.clear()
-        self.smtp.transactions.clear()
-        self._hidden.clear()
-        self._broadcast({"type": "clear"})
+        count = len(self._visible(request))
+        target = self._target(request)
+        target.smtp.mailbox.clear()
+        target.smtp.transactions.clear()
+        target.hidden.clear()
+        target.changed()
+        if target is self._main:
+            self._broadcast({"type": "clear"})
         return _json({"status": 200, "deleted": count})
 
     async def _raw(self, request: web.Request) -> web.Response:
@@ -436,11 +542,11 @@ class WebServer(LoopServer):
         return response
 
     async def _sessions(self, request: web.Request) -> web.Response:
-        sessions = [_session_json(s) for s in self.smtp.sessions]
+        sessions = [_session_json(s) for s in self._target(request).smtp.sessions]
         return _json({"count": len(sessions), "sessions": sessions})
 
     async def _transcript(self, request: web.Request) -> web.Response:
-        lines = self.smtp.transcript
+        lines = self._target(request).smtp.transcript
         session = request.query.get("session")
         if session is not None:
             if not session.isdigit():
@@ -469,6 +575,114 @@ class WebServer(LoopServer):
             self._clients.discard(queue)
         return response
 
+    async def _records(self, request: web.Request) -> web.Response:
+        """The transaction log from position ``since`` on (transactions join the log when they
+        finish), with their messages, raw bytes included; when nothing is there yet, waits up
+        to ``wait`` seconds for the first one: a long poll. ``next`` is the next ``since``."""
+        unknown = sorted(set(request.query) - {"since", "wait", "token"})
+        if unknown:
+            raise _ApiError(400, f"unknown parameter(s) {', '.join(unknown)}; valid: since, wait")
+        since_text = request.query.get("since", "0")
+        if not since_text.isdigit():
+            raise _ApiError(400, f"since must be a log position (a number), not {since_text!r}")
+        since = int(since_text)
+        try:
+            wait = float(request.query.get("wait", "0"))
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= MAX_RECORDS_WAIT:
+            raise _ApiError(
+                400,
+                f"wait must be a number of seconds from 0 to {MAX_RECORDS_WAIT:g}, "
+                f"not {request.query.get('wait')!r}",
+            )
+        target = self._target(request)
+        log = target.smtp.transactions
+        if len(log) <= since and wait > 0:
+            waiter = asyncio.ensure_future(log.wait_for_async(count=since + 1, timeout=wait))
+            woken = asyncio.ensure_future(target.wake.wait())
+            await asyncio.wait((waiter, woken), return_when=asyncio.FIRST_COMPLETED)
+            for task in (waiter, woken):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, MailboxTimeout):
+                await waiter
+        found = log[since:]
+        shown = [t for t in found if t.id not in target.hidden]
+        record = TestRecord(nodeid="", outcome="")
+        record.transactions = [self._record(t, target.smtp) for t in shown]
+        record.messages = [MessageRecord.from_message(t.message) for t in shown if t.message]
+        data = record.to_dict()
+        return _json(
+            {
+                "next": since + len(found),
+                "transactions": data["transactions"],
+                "messages": data["messages"],
+            }
+        )
+
+    # -- servers made through the API ------------------------------------------------------
+    @staticmethod
+    def _server_json(sid: int, smtp: SMTPServer) -> dict[str, Any]:
+        return {
+            "id": sid,
+            "host": smtp.host,
+            "port": smtp.port,
+            "hostname": smtp.hostname,
+            "running": smtp.running,
+            "messages": len(smtp.mailbox),
+            "errors": list(smtp.errors) + list(smtp.mailbox.listener_errors),
+            "api": f"/api/servers/{sid}",
+        }
+
+    async def _list_servers(self, request: web.Request) -> web.Response:
+        servers = [self._server_json(i, t.smtp) for i, t in sorted(self._managed.items())]
+        return _json({"count": len(servers), "servers": servers})
+
+    async def _create_server(self, request: web.Request) -> web.Response:
+        options = await self._body(request) if request.can_read_body else {}
+        for name in ("host", "port"):
+            if name in options:
+                raise _ApiError(
+                    400,
+                    f"{name!r} is chosen by serve (its --host, a free port); leave it out",
+                )
+        try:
+            built = ServerOptions.build(self.smtp.options, port=0, **options)
+        except OptionError as exc:
+            raise _ApiError(400, f"bad server options: {exc}") from None
+        smtp = SMTPServer(options=built)
+        await smtp.start_async()
+        sid, self._next_managed = self._next_managed, self._next_managed + 1
+        self._managed[sid] = _Target(smtp, smtp.store)
+        return _json(self._server_json(sid, smtp), 201)
+
+    async def _get_server(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        return _json(self._server_json(self._int(request, "server"), target.smtp))
+
+    async def _stop_server(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        sid = self._int(request, "server")
+        del self._managed[sid]
+        target.changed()
+        await target.smtp.stop_async()
+        return _json({"status": 200, "stopped": sid})
+
+    async def _reset_server(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        data = await self._body(request) if request.can_read_body else {}
+        seed = data.pop("seed", None)
+        if data:
+            raise _ApiError(400, f"unknown field(s) {', '.join(sorted(data))}; valid: seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise _ApiError(400, f"seed must be a whole number, not {seed!r}")
+        target.smtp.reset()
+        target.hidden.clear()
+        target.changed()
+        if seed is not None:
+            target.smtp.faults.seed = seed
+        return _json({"status": 200, "reset": self._int(request, "server")})
+
     # -- faults ----------------------------------------------------------------------------
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
@@ -491,27 +705,38 @@ class WebServer(LoopServer):
         }
 
     async def _list_faults(self, request: web.Request) -> web.Response:
-        rules = [self._rule_json(i, r) for i, r in enumerate(self.smtp.faults.rules)]
+        faults = self._target(request).smtp.faults
+        rules = [self._rule_json(i, r) for i, r in enumerate(faults.rules)]
         return _json({"count": len(rules), "rules": rules})
 
     async def _add_fault(self, request: web.Request) -> web.Response:
         data = await self._body(request)
         stage = data.pop("stage", None)
         action = data.pop("action", "reject")
+        args = data.pop("args", [])
         if not isinstance(stage, str):
             raise _ApiError(400, "a fault needs 'stage' (e.g. \"rcpt\") and 'action'")
+        if not isinstance(args, list):
+            raise _ApiError(400, f"'args' must be a list (positional arguments), not {args!r}")
         if "predicate" in data:
             raise _ApiError(400, "'predicate' takes a Python callable; it cannot come as JSON")
+        faults = self._target(request).smtp.faults
+        seed = data.pop("seed", None)
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise _ApiError(400, f"seed must be a whole number, not {seed!r}")
+            faults.seed = seed
         try:
-            rule = self.smtp.faults.from_marker(stage, str(action), **data)
+            rule = faults.from_marker(stage, str(action), *args, **data)
         except (TypeError, ValueError) as exc:
             raise _ApiError(400, f"bad fault rule: {exc}") from None
-        index = len(self.smtp.faults.rules) - 1
+        index = len(faults.rules) - 1
         return _json(self._rule_json(index, rule), 201)
 
     async def _clear_faults(self, request: web.Request) -> web.Response:
-        count = len(self.smtp.faults)
-        self.smtp.faults.clear()
+        faults = self._target(request).smtp.faults
+        count = len(faults)
+        faults.clear()
         return _json({"status": 200, "deleted": count})
 
     # -- DNS and maildrops -----------------------------------------------------------------
@@ -542,14 +767,15 @@ class WebServer(LoopServer):
             normalize_address(address)
         except ValueError as exc:
             raise _ApiError(400, f"bad address {address!r}: {exc}") from None
-        drop = self.store.get(address)
+        store = self._target(request).store
+        drop = store.get(address)
         if drop is None:
-            known = ", ".join(self.store.addresses()) or "none"
+            known = ", ".join(store.addresses()) or "none"
             raise _ApiError(404, f"no maildrop for {address!r} (maildrops: {known})")
         return drop
 
     async def _maildrops(self, request: web.Request) -> web.Response:
-        return _json({"addresses": self.store.addresses()})
+        return _json({"addresses": self._target(request).store.addresses()})
 
     async def _maildrop(self, request: web.Request) -> web.Response:
         drop = self._drop(request)

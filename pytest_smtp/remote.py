@@ -61,7 +61,8 @@ class RemoteAPI:
             or urllib.parse.parse_qs(parts.query).get("token", [None])[0]
             or os.environ.get(TOKEN_ENV)
         )
-        """The token sent with every request: given, ``?token=`` of the URL, or $PYTEST_SMTP_TOKEN."""
+        """The token sent with every request: given, ``?token=`` of the URL, or the
+        ``PYTEST_SMTP_TOKEN`` environment variable."""
         self.timeout = timeout
         if parts.query:
             self.url = self.url.split("?", 1)[0].rstrip("/")

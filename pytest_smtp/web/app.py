@@ -147,7 +147,8 @@ class WebServer(LoopServer):
     empties the server's mailbox and transaction log.
 
     ``POST /api/servers`` starts more SMTP servers with ``smtp_server``'s options (its host, a
-    free port; remote mode: one per test process), each with the same API under ``/api/servers/{id}/``; they stop with this one.
+    free port; remote mode: one per test process), each with the same API under
+    ``/api/servers/{id}/``; they stop with this one.
     With ``token``, every request must carry it (``Authorization: Bearer TOKEN``, the
     ``pytest_smtp_token`` cookie, or ``?token=TOKEN``, which also sets the cookie): a
     ``serve`` reachable from a network answers nobody else.

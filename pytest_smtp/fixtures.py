@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import warnings
@@ -52,11 +53,34 @@ class _Session:
     def __init__(self, config: SMTPConfig) -> None:
         self.config = config
         self.servers: dict[ServerOptions, SMTPServer] = {}
+        self.remote: Any = None
+        if config.values.get("remote"):
+            from .remote import RemoteAPI
+
+            self.remote = RemoteAPI(config.values["remote"])
+
+    def new_server(self, options: ServerOptions) -> SMTPServer:
+        """A server not yet started: local, or on the ``--smtp-remote`` instance."""
+        if self.remote is None:
+            return SMTPServer(options=options)
+        from .remote import RemoteSMTPServer
+
+        default = ServerOptions()
+        given = {
+            f.name: getattr(options, f.name)
+            for f in dataclasses.fields(options)
+            if f.name not in ("host", "port")
+            and getattr(options, f.name) != getattr(default, f.name)
+        }
+        sendable = {
+            k: list(v) if isinstance(v, (tuple, frozenset)) else v for k, v in given.items()
+        }
+        return RemoteSMTPServer(self.remote, **sendable)  # type: ignore[return-value]
 
     def server(self, options: ServerOptions) -> SMTPServer:
         server = self.servers.get(options)
         if server is None or not server.running:
-            server = SMTPServer(options=options).start()
+            server = self.new_server(options).start()
             self.servers[options] = server
         return server
 
@@ -173,7 +197,7 @@ def smtp_server_factory(
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:
-        server = SMTPServer(options=ServerOptions.build(cfg.base_options, **options))
+        server = _smtp_session.new_server(ServerOptions.build(cfg.base_options, **options))
         _apply_settings(server, cfg)
         server.start()
         made.append(server)

@@ -19,9 +19,11 @@ from .smtp.options import (
     ServerOptions,
     ini_key,
     marker_help,
+    parse_bool,
     positive_seconds,
     run_flag,
 )
+from .web_plugin import configure as configure_web
 
 # The fixtures module is a plugin of its own, loaded with this one.
 pytest_plugins = ["pytest_smtp.fixtures"]
@@ -43,6 +45,8 @@ class Setting:
     parse: Callable[[str], Any]
     server_option: bool = False
     deprecated: str | None = None
+    switch: bool = False
+    """A flag without a value (``--smtp-html-all``); its ini twin takes true/false."""
 
     @property
     def flag(self) -> str:
@@ -72,6 +76,15 @@ def _seed(text: str) -> int:
         return int(text)
     except ValueError:
         raise OptionError(f"must be a whole number, not {text!r}") from None
+
+
+def _remote_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise OptionError(
+            f"must be the http:// URL `serve --http` printed, such as "
+            f"http://127.0.0.1:8025/?token=TOKEN, not {text!r}"
+        )
+    return text
 
 
 def _server_option(name: str) -> Callable[[str], Any]:
@@ -109,19 +122,48 @@ SETTINGS = (
     Setting(
         "seed", "seed for probabilistic fault rules (drawn and printed when not given)", None, _seed
     ),
+    Setting(
+        "html",
+        "write an HTML report of the tests' mail into DIR (failed tests; needs the web extra)",
+        None,
+        str,
+    ),
+    Setting(
+        "html_all",
+        "put every test in the --smtp-html report, not only the failed ones",
+        None,
+        lambda text: parse_bool("html_all", text),
+        switch=True,
+    ),
+    Setting(
+        "remote",
+        "make smtp_server and factory servers on a `python -m pytest_smtp serve --http` "
+        "instance at URL (http://HOST:PORT/?token=TOKEN) instead of locally",
+        None,
+        _remote_url,
+    ),
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("smtp", "pytest_smtp: SMTP server, faults, fake DNS, POP3/IMAP")
     for setting in SETTINGS:
-        group.addoption(
-            setting.flag,
-            dest=setting.ini,
-            default=None,
-            metavar=setting.name.upper(),
-            help=setting.help,
-        )
+        if setting.switch:
+            group.addoption(
+                setting.flag,
+                dest=setting.ini,
+                action="store_const",
+                const="true",
+                help=setting.help,
+            )
+        else:
+            group.addoption(
+                setting.flag,
+                dest=setting.ini,
+                default=None,
+                metavar=setting.name.upper(),
+                help=setting.help,
+            )
         parser.addini(setting.ini, setting.help, default=None)
         if setting.old_flag is not None and setting.old_ini is not None:
             note = f"deprecated alias of {setting.flag} / {setting.ini}"
@@ -199,6 +241,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "for this test, e.g. smtp_fault('rcpt', 'reject', 550, match='bob@*')",
     )
     config.stash[CONFIG_KEY] = _resolve(config)
+    configure_web(config, config.stash[CONFIG_KEY])
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -438,6 +438,14 @@ class RemoteSMTPServer:
         return errors + list(self._mirror.errors)
 
     @property
+    def store(self) -> Any:
+        """Not here: the maildrops stay on the ``serve`` side (a :class:`RemoteError`)."""
+        raise RemoteError(
+            f"{self!r}: the maildrops stay on the serve side in remote mode (no POP3/IMAP "
+            f"fixtures); read one with GET {self.base}/maildrops/ADDRESS"
+        )
+
+    @property
     def transcript(self) -> list[str]:
         """The SMTP dialogue of every connection: ``[id] C: ...``."""
         lines: list[str] = self.api.call("GET", f"{self.base}/transcript")["lines"]

@@ -45,12 +45,14 @@ def test_run_settings_are_the_schema_settings_plus_the_plugins_own() -> None:
     from_schema = [s.name for s in SETTINGS if s.server_option]
     assert from_schema == [spec.name for spec in ServerOptions.schema() if spec.setting]
     own = [s.name for s in SETTINGS if not s.server_option]
-    assert own == ["wait_timeout", "transcript", "save_dir", "seed"]
+    assert own == ["wait_timeout", "transcript", "save_dir", "seed", "html", "html_all", "remote"]
 
 
 def test_cli_has_one_argument_per_option() -> None:
     serve = _parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
-    dests = [a.dest for a in serve._actions if a.dest not in ("help", "save_dir")]
+    dests = [
+        a.dest for a in serve._actions if a.dest not in ("help", "save_dir", "http", "token")
+    ]
     assert dests == list(ServerOptions.names())
 
 

@@ -43,7 +43,8 @@ import pytest
 
 def send(server, subject, to="bob@example.test"):
     with smtplib.SMTP(server.host, server.port, timeout=10) as client:
-        client.sendmail("shop@example.test", [to], f"To: {to}\\r\\nSubject: {subject}\\r\\n\\r\\nhi")
+        text = f"To: {to}\\r\\nSubject: {subject}\\r\\n\\r\\nhi"
+        client.sendmail("shop@example.test", [to], text)
 
 def test_mailbox_filters_and_reset(smtp_server):
     assert smtp_server.mailbox == []
@@ -112,7 +113,9 @@ def test_a_bad_token_is_a_clear_error(pytester: pytest.Pytester, serve: Serve) -
     pytester.makepyfile("def test_x(smtp_server):\n    pass\n")
     result = pytester.runpytest_subprocess(f"--smtp-remote={serve.url}?token=wrong")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*RemoteError: POST http://127.0.0.1:*/api/servers: 401 a wrong token*"])
+    result.stdout.fnmatch_lines(
+        ["*RemoteError: POST http://127.0.0.1:*/api/servers: 401 a wrong token*"]
+    )
 
 
 def test_remote_url_must_be_http(pytester: pytest.Pytester) -> None:
@@ -148,9 +151,9 @@ def test_wait_for_wakes_on_the_long_poll_not_a_timer(serve: Serve) -> None:
 
 def test_what_cannot_go_as_json_is_refused(serve: Serve) -> None:
     with RemoteSMTPServer(RemoteAPI(serve.remote)) as server:
-        with pytest.raises(TypeError, match="predicate= .* cannot go"):
+        with pytest.raises(TypeError, match=r"predicate= .* cannot go"):
             server.faults.reject("rcpt", predicate=lambda ctx: True)
-        with pytest.raises(RemoteError, match="400 bad fault rule: unknown fault action"):
+        with pytest.raises(RemoteError, match=r"400 bad fault rule: unknown fault action"):
             server.faults.from_marker("rcpt", "explode")
     with pytest.raises(RemoteError, match="400 'port' is chosen by serve"):
         RemoteSMTPServer(RemoteAPI(serve.remote), port=2525).start()

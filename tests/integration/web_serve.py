@@ -29,8 +29,17 @@ class Serve:
 def serve_http(*args: str, token: str = "s3cret-token") -> Iterator[Serve]:
     """Start ``serve --http 127.0.0.1:0 --token TOKEN ARGS``; SIGTERM it at the end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_smtp", "serve", "--http", "127.0.0.1:0"]
-        + ["--token", token, *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest_smtp",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--token",
+            token,
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,12 +20,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
-from .mail import Mailbox, Message, RecipientResult, Reply, SessionInfo, Transaction, TransactionLog
+from .mail import (
+    Mailbox,
+    Message,
+    RecipientResult,
+    Reply,
+    SessionInfo,
+    Transaction,
+    TransactionLog,
+    _WaitableLog,
+)
 from .web.records import TestRecord, TransactionRecord, session_from_dict
 
 __all__ = ["RemoteAPI", "RemoteError", "RemoteFaults", "RemoteRule", "RemoteSMTPServer"]
+
+_T = TypeVar("_T")
 
 #: The environment variable holding the token when the URL does not.
 TOKEN_ENV = "PYTEST_SMTP_TOKEN"
@@ -287,16 +298,16 @@ class _Mirror:
                 return
 
 
-class _RemoteMailbox(Mailbox):
-    def __init__(self, mirror: _Mirror | None = None) -> None:
-        super().__init__()
-        self.mirror = mirror
+class _MirroredLog(_WaitableLog[_T]):
+    """A log that fetches what is new on the remote server before every read."""
+
+    mirror: _Mirror | None = None
 
     def _fresh(self) -> None:
         if self.mirror is not None:
             self.mirror.fetch(0)
 
-    def _snapshot(self) -> list[Message]:
+    def _snapshot(self) -> list[_T]:
         self._fresh()
         return super()._snapshot()
 
@@ -305,42 +316,22 @@ class _RemoteMailbox(Mailbox):
         return super().__len__()
 
     @overload
-    def __getitem__(self, index: int) -> Message: ...
+    def __getitem__(self, index: int) -> _T: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[Message]: ...
+    def __getitem__(self, index: slice) -> list[_T]: ...
 
-    def __getitem__(self, index: int | slice) -> Message | list[Message]:
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
         self._fresh()
         return super().__getitem__(index)
 
 
-class _RemoteTransactionLog(TransactionLog):
-    def __init__(self, mirror: _Mirror | None = None) -> None:
-        super().__init__()
-        self.mirror = mirror
+class _RemoteMailbox(_MirroredLog[Message], Mailbox):
+    pass
 
-    def _fresh(self) -> None:
-        if self.mirror is not None:
-            self.mirror.fetch(0)
 
-    def _snapshot(self) -> list[Transaction]:
-        self._fresh()
-        return super()._snapshot()
-
-    def __len__(self) -> int:
-        self._fresh()
-        return super().__len__()
-
-    @overload
-    def __getitem__(self, index: int) -> Transaction: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Transaction]: ...
-
-    def __getitem__(self, index: int | slice) -> Transaction | list[Transaction]:
-        self._fresh()
-        return super().__getitem__(index)
+class _RemoteTransactionLog(_MirroredLog[Transaction], TransactionLog):
+    pass
 
 
 class RemoteSMTPServer:
@@ -360,9 +351,10 @@ class RemoteSMTPServer:
         self._port = 0
         self._running = False
         self._mirror = _Mirror(self)
-        self.mailbox: Mailbox = _RemoteMailbox(self._mirror)
+        self._logs = (_RemoteMailbox(), _RemoteTransactionLog())
+        self.mailbox: Mailbox = self._logs[0]
         """Every accepted message, mirrored from the remote server."""
-        self.transactions: TransactionLog = _RemoteTransactionLog(self._mirror)
+        self.transactions: TransactionLog = self._logs[1]
         """Every finished transaction, mirrored from the remote server."""
         self.faults = RemoteFaults(api, "")
 
@@ -401,6 +393,8 @@ class RemoteSMTPServer:
         self.id, self._port, self.hostname = int(made["id"]), int(made["port"]), made["hostname"]
         self.faults = RemoteFaults(self.api, self.base)
         self._running = True
+        for log in self._logs:
+            log.mirror = self._mirror
         self._mirror.thread.start()
         return self
 

@@ -248,7 +248,7 @@ class _Mirror:
     def __init__(self, server: RemoteSMTPServer) -> None:
         self.server = server
         self.position = 0
-        self.generation = 0
+        self.epoch = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.errors: list[str] = []
@@ -258,22 +258,27 @@ class _Mirror:
 
     def fetch(self, wait: float) -> None:
         with self.lock:
-            position, generation = self.position, self.generation
+            position, epoch = self.position, self.epoch
         data = self.server.api.call(
             "GET",
-            f"{self.server.base}/records?since={position}&wait={wait:g}",
+            f"{self.server.base}/records?since={position}&epoch={epoch}&wait={wait:g}",
             timeout=wait + self.server.api.timeout,
         )
-        self._apply(data, position, generation)
+        self._apply(data, position, epoch)
 
-    def _apply(self, data: dict[str, Any], position: int, generation: int) -> None:
+    def _apply(self, data: dict[str, Any], position: int, epoch: int) -> None:
         parsed = TestRecord.from_dict(
             {"nodeid": "", "outcome": "", **{k: data[k] for k in ("transactions", "messages")}}
         )
         messages = {m.id: m.to_message() for m in parsed.messages}
         with self.lock:
-            if generation != self.generation or position != self.position:
-                return  # reset meanwhile, or the other reader got there first
+            if int(data["epoch"]) != self.epoch:
+                if epoch == self.epoch:
+                    # Cleared on the server by someone else (DELETE /messages): start over.
+                    self._restart(int(data["epoch"]))
+                return  # else: reset by this client meanwhile, an answer to forget
+            if position != self.position:
+                return  # the other reader got there first
             self.position = int(data["next"])
             for record in parsed.transactions:
                 message = messages.get(record.id)
@@ -281,10 +286,16 @@ class _Mirror:
                     self.server.mailbox._append(message)
                 self.server.transactions._append(transaction_from_record(record, message))
 
-    def restart(self) -> None:
+    def restart(self, epoch: int) -> None:
+        """The server's log was cleared (a new ``epoch``): empty the mirrors, start over."""
         with self.lock:
-            self.generation += 1
-            self.position = 0
+            self._restart(epoch)
+
+    def _restart(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.position = 0
+        self.server.mailbox.clear()
+        self.server.transactions.clear()
 
     def _run(self) -> None:
         while not self.stopping.is_set():
@@ -420,10 +431,8 @@ class RemoteSMTPServer:
 
     def reset(self) -> None:
         """Forget everything captured and every fault rule, here and on the remote server."""
-        self.api.call("POST", f"{self.base}/reset", {})
-        self._mirror.restart()
-        self.mailbox.clear()
-        self.transactions.clear()
+        done = self.api.call("POST", f"{self.base}/reset", {})
+        self._mirror.restart(int(done["epoch"]))
 
     @property
     def errors(self) -> list[str]:

@@ -127,9 +127,13 @@ class _Target:
     hidden: set[int] = dataclasses.field(default_factory=set)
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     """Set (and replaced) when the log is cleared or the server stops: ends long polls."""
+    epoch: int = 0
+    """How many times the log was cleared: a position in it is only good within one epoch."""
 
     def changed(self) -> None:
-        """Wake every long poll of this server (its log was cleared, or it stopped)."""
+        """A new epoch: wake every long poll of this server (its log was cleared, or it
+        stopped)."""
+        self.epoch += 1
         self.wake.set()
         self.wake = asyncio.Event()
 
@@ -580,13 +584,18 @@ class WebServer(LoopServer):
         """The transaction log from position ``since`` on (transactions join the log when they
         finish), with their messages, raw bytes included; when nothing is there yet, waits up
         to ``wait`` seconds for the first one: a long poll. ``next`` is the next ``since``."""
-        unknown = sorted(set(request.query) - {"since", "wait", "token"})
+        unknown = sorted(set(request.query) - {"since", "wait", "epoch", "token"})
         if unknown:
-            raise _ApiError(400, f"unknown parameter(s) {', '.join(unknown)}; valid: since, wait")
-        since_text = request.query.get("since", "0")
-        if not since_text.isdigit():
-            raise _ApiError(400, f"since must be a log position (a number), not {since_text!r}")
-        since = int(since_text)
+            raise _ApiError(
+                400, f"unknown parameter(s) {', '.join(unknown)}; valid: since, wait, epoch"
+            )
+        numbers: dict[str, int] = {}
+        for name in ("since", "epoch"):
+            text = request.query.get(name, "0")
+            if not text.isdigit():
+                raise _ApiError(400, f"{name} must be a whole number, not {text!r}")
+            numbers[name] = int(text)
+        since = numbers["since"]
         try:
             wait = float(request.query.get("wait", "0"))
         except ValueError:
@@ -599,7 +608,8 @@ class WebServer(LoopServer):
             )
         target = self._target(request)
         log = target.smtp.transactions
-        if len(log) <= since and wait > 0:
+        current = "epoch" not in request.query or numbers["epoch"] == target.epoch
+        if current and len(log) <= since and wait > 0:
             waiter = asyncio.ensure_future(log.wait_for_async(count=since + 1, timeout=wait))
             woken = asyncio.ensure_future(target.wake.wait())
             await asyncio.wait((waiter, woken), return_when=asyncio.FIRST_COMPLETED)
@@ -615,6 +625,7 @@ class WebServer(LoopServer):
         data = record.to_dict()
         return _json(
             {
+                "epoch": target.epoch,
                 "next": since + len(found),
                 "transactions": data["transactions"],
                 "messages": data["messages"],
@@ -682,7 +693,7 @@ class WebServer(LoopServer):
         target.changed()
         if seed is not None:
             target.smtp.faults.seed = seed
-        return _json({"status": 200, "reset": self._int(request, "server")})
+        return _json({"status": 200, "reset": self._int(request, "server"), "epoch": target.epoch})
 
     # -- faults ----------------------------------------------------------------------------
     async def _body(self, request: web.Request) -> dict[str, Any]:

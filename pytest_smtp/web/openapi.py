@@ -75,8 +75,9 @@ _SERVER_PATHS: dict[str, dict[str, Any]] = {
             "The transaction log from position `since` (transactions join it when they "
             "finish) with their messages (raw bytes in base64), as TransactionRecord/"
             "MessageRecord dicts, and `next`, the next position; waits up to `wait` seconds "
-            "for a first one (a long poll: remote mode's wait_for)",
-            params=["since", "wait"],
+            "for a first one (a long poll: remote mode's wait_for). `epoch` counts the "
+            "clears of the log: a request whose `epoch` is not the current one answers at once",
+            params=["since", "wait", "epoch"],
         )
     },
     "/sessions": {"get": _op("Every SMTP connection: peer, HELO, TLS, AUTH")},
@@ -192,6 +193,7 @@ OPENAPI: dict[str, Any] = {
             "origin": _query("origin", "The zone origin for relative names"),
             "server": _path("server", "A server made by POST /api/servers", "integer"),
             "since": _query("since", "A position in the transaction log (default 0)"),
+            "epoch": _query("epoch", "The epoch the position belongs to (see /records)"),
             "wait": _query("wait", "Seconds (0-60) to wait for a first one (default 0)"),
         },
         "responses": {

@@ -59,7 +59,7 @@ def test_starts_empty_again(smtp_server):
 def test_wait_for_a_mail_sent_later(smtp_server):
     sender = threading.Thread(target=send, args=(smtp_server, "Later"))
     sender.start()
-    (message,) = smtp_server.mailbox.wait_for(subject="Later", timeout=30)
+    (message,) = smtp_server.mailbox.wait_for(subject="Later", timeout=10)
     sender.join()
     assert message.rcpt_tos == ["bob@example.test"]
 
@@ -67,7 +67,7 @@ def test_wait_for_a_mail_sent_later(smtp_server):
 def test_marker_fault(smtp_server):
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         send(smtp_server, "Refused", to="nobody@example.test")
-    txn = smtp_server.transactions.wait_for(outcome="rejected", timeout=30)[0]
+    txn = smtp_server.transactions.wait_for(outcome="rejected", timeout=10)[0]
     assert txn.refused[0].reply.code == 550
 
 def test_faults_api_and_rule_hits(smtp_server):
@@ -136,8 +136,8 @@ def test_wait_for_wakes_on_the_long_poll_not_a_timer(serve: Serve) -> None:
         sender = threading.Thread(target=later)
         sender.start()
         started.set()
-        # 30 s bound: the long poll answers the moment the transaction finishes.
-        (message,) = server.mailbox.wait_for(subject="Woken", timeout=30)
+        # The long poll answers the moment the transaction finishes.
+        (message,) = server.mailbox.wait_for(subject="Woken", timeout=10)
         sender.join()
         assert message.subject == "Woken"
         with pytest.raises(MailboxTimeout, match="1 message captured"):
@@ -145,7 +145,7 @@ def test_wait_for_wakes_on_the_long_poll_not_a_timer(serve: Serve) -> None:
         server.reset()
         assert server.mailbox == [] and server.transactions == []
         send(server.address, "After reset")
-        assert server.mailbox.wait_for(timeout=30)[0].subject == "After reset"
+        assert server.mailbox.wait_for(timeout=10)[0].subject == "After reset"
     assert all(s["id"] != server.id for s in servers_on(serve))
 
 

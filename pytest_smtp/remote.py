@@ -30,8 +30,8 @@ from .mail import (
     SessionInfo,
     Transaction,
     TransactionLog,
-    _WaitableLog,
 )
+from .mail.waiting import _WaitableLog
 from .web.records import TestRecord, TransactionRecord, session_from_dict
 
 __all__ = ["RemoteAPI", "RemoteError", "RemoteFaults", "RemoteRule", "RemoteSMTPServer"]

@@ -278,7 +278,7 @@ def test_generated_dialogues(server_for: ServerFor) -> None:
     profile = profile_name()
     chosen = os.environ.get("PYTEST_SMTP_SEED")
     run_seed = int(chosen) if chosen else CI_SEED if profile == "ci" else random.randrange(2**32)
-    SMTPDialogue.server = server_for(timeout=10)
+    SMTPDialogue.server = server_for(timeout=120)  # a safety net only: no step waits on it
     machine = seed(run_seed)(SMTPDialogue)
     try:
         run_state_machine_as_test(machine, settings=settings.get_profile(profile))

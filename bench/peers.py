@@ -6,6 +6,8 @@ same way. Peers are imported inside their function: a missing one fails only its
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,3 +75,89 @@ def localserver() -> Iterator[Running]:
         yield "127.0.0.1", server.port, lambda: len(server.outbox)
     finally:
         server.stop()
+
+
+class _FloorConnection(asyncio.Protocol):
+    """The physical floor: the least an SMTP server on asyncio can do for smtplib. Fixed
+    replies, a CRLF scan per command and a CRLF.CRLF scan for DATA, one write per segment;
+    no parsing, no records but the message bytes. Nothing that speaks SMTP over a socket to
+    smtplib, on a loop thread of the same process, can be faster."""
+
+    def __init__(self, sink: list[bytes]) -> None:
+        self.sink = sink
+        self.buf = bytearray()
+        self.in_data = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 floor ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buf += data
+        out = []
+        while True:
+            if self.in_data:
+                end = self.buf.find(b"\r\n.\r\n")
+                if end < 0:
+                    break
+                self.sink.append(bytes(self.buf[: end + 2]))
+                del self.buf[: end + 5]
+                self.in_data = False
+                out.append(b"250 OK\r\n")
+                continue
+            end = self.buf.find(b"\r\n")
+            if end < 0:
+                break
+            verb = bytes(self.buf[:4]).upper()
+            del self.buf[: end + 2]
+            if verb == b"EHLO":
+                out.append(b"250-floor\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                out.append(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.transport.write(b"".join(out) + b"221 bye\r\n")
+                self.transport.close()
+                return
+            else:
+                out.append(b"250 OK\r\n")
+        if out:
+            self.transport.write(b"".join(out))
+
+
+
+@contextmanager
+def floor() -> Iterator[tuple[str, int, list[bytes]]]:
+    """The floor responder on a loop thread of its own; yields (host, port, stored bodies)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="floor", daemon=True)
+    thread.start()
+    sink: list[bytes] = []
+
+    async def start() -> asyncio.Server:
+        return await loop.create_server(
+lambda: _FloorConnection(sink), "127.0.0.1", 0)
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield "127.0.0.1", server.sockets[0].getsockname()[1], sink
+    finally:
+
+        async def close() -> None:
+            server.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@contextmanager
+def floor_server() -> Iterator[Running]:
+    """:func:`floor` as a peer like the others."""
+    with floor() as (host, port, sink):
+        yield host, port, lambda: len(sink)

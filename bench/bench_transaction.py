@@ -1,0 +1,111 @@
+"""Cost of one whole SMTP transaction against the physical floor and the peers, in one run.
+
+One transaction = what a test does to send one message: smtplib connects, EHLO (with
+``local_hostname`` set, so no DNS), MAIL, RCPT, DATA, QUIT, on a new connection each time. The
+client runs on the main thread; every server runs on a loop thread of the same process (the
+floor responder in bench/peers.py on its own loop thread, pytest_smtp on its engine thread,
+aiosmtpd on its Controller thread). Servers are measured in blocks, rotating, so a burst of
+load on the shared machine falls on all of them alike; each figure is the median of the
+block means, each ratio the median of the per-round ratios. Prints figures; passes or fails
+nothing.
+
+Run: .venv/bin/python bench/bench_transaction.py [--transactions N] [--rounds N] [--only ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import smtplib
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from _support import CLIENT_NAME, environment_line, fmt_ratio, median, small_message, version
+from peers import Running, bare_aiosmtpd, floor_server, localserver, ours, smtpdfix_server
+
+ServerFactory = Callable[[], AbstractContextManager[Running]]
+
+FLOOR = "floor (minimal asyncio responder)"
+OURS = "pytest_smtp SMTPServer"
+MESSAGE = small_message()
+
+
+def servers(only: list[str]) -> dict[str, ServerFactory]:
+    """The servers to measure, by label: the floor and ours always, the installed peers."""
+    found: dict[str, ServerFactory] = {FLOOR: floor_server, OURS: ours}
+    found["bare aiosmtpd Controller"] = bare_aiosmtpd
+    if version("smtpdfix") is not None:
+        found["smtpdfix"] = smtpdfix_server
+    if version("pytest-localserver") is not None:
+        found["pytest-localserver"] = localserver
+    if only:
+        found = {k: v for k, v in found.items() if k in (FLOOR, OURS) or any(w in k for w in only)}
+    return found
+
+
+def block(host: str, port: int, count: int) -> float:
+    """Mean seconds of ``count`` transactions, each on a new connection."""
+    started = time.perf_counter()
+    for _ in range(count):
+        with smtplib.SMTP(host, port, local_hostname=CLIENT_NAME) as client:
+            client.sendmail("alice@example.test", ["bob@example.test"], MESSAGE)
+    return (time.perf_counter() - started) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transactions", type=int, default=100, help="per block (default 100)")
+    parser.add_argument("--rounds", type=int, default=9, help="blocks per server (default 9)")
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="peers to add to the floor and ours (default all)"
+    )
+    args = parser.parse_args()
+    print(environment_line())
+    found = servers(args.only)
+    labels = list(found)
+    means: dict[str, list[float]] = {label: [] for label in labels}
+    with_servers = [(label, found[label]()) for label in labels]
+    running: dict[str, Running] = {}
+    try:
+        for label, manager in with_servers:
+            running[label] = manager.__enter__()
+            block(running[label][0], running[label][1], 10)  # warm-up: first accept, caches
+        for rnd in range(args.rounds):
+            shift = rnd % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                host, port, _ = running[label]
+                means[label].append(block(host, port, args.transactions))
+        for label in labels:
+            stored = running[label][2]()
+            wanted = 10 + args.rounds * args.transactions
+            if stored != wanted:
+                raise RuntimeError(f"{label}: {stored} of {wanted} messages stored")
+    finally:
+        for label, manager in reversed(with_servers):
+            if label in running:
+                manager.__exit__(None, None, None)
+    print(
+        f"{args.transactions} transactions per block (connect, EHLO, MAIL, RCPT, DATA, QUIT), "
+        f"{args.rounds} blocks per server, rotating; client and servers in one process"
+    )
+    print(f"{'server':36} {'ms/txn':>7} {'min-max':>13} {'x floor':>8} {'ours /':>8}")
+    for label in labels:
+        per_round = [m / f for m, f in zip(means[label], means[FLOOR], strict=True)]
+        ours_over = [o / m for o, m in zip(means[OURS], means[label], strict=True)]
+        print(
+            f"{label:36} {median(means[label]) * 1000:7.3f} "
+            f"{min(means[label]) * 1000:6.3f}-{max(means[label]) * 1000:.3f} "
+            f"{fmt_ratio(median(per_round)):>8} {fmt_ratio(median(ours_over)):>8}"
+        )
+    ratios = [o / f for o, f in zip(means[OURS], means[FLOOR], strict=True)]
+    spread = f"per round {min(ratios):.2f}-{max(ratios):.2f}"
+    verdict = "met" if statistics.median(ratios) <= 1.1 else "NOT met"
+    print(
+        f"target per transaction: SMTPServer <= 1.10x the floor -> "
+        f"{fmt_ratio(statistics.median(ratios))} ({spread}): {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -219,7 +219,7 @@ class LoopServer(abc.ABC):
         self._host_arg = host
         self._port_arg = port
         self._sockname: tuple[str, int] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._transports: set[asyncio.BaseTransport] = set()
         self._started = False
         self._stopped = False
@@ -306,6 +306,9 @@ class LoopServer(abc.ABC):
             with contextlib.suppress(Exception):
                 transport.abort()  # type: ignore[attr-defined]
         self._transports.clear()
+        # One loop turn: the aborted transports' connection_lost callbacks run now, so a
+        # connection that steps itself (no Task) has recorded its end before stop() returns.
+        await asyncio.sleep(0)
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -362,8 +365,9 @@ class LoopServer(abc.ABC):
             await asyncio.sleep(0)
         server.close()
 
-    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-        """Register a per-connection task so stop() can cancel it."""
+    def _track(self, task: asyncio.Future[T]) -> asyncio.Future[T]:
+        """Register a per-connection task (or a future that is done when the connection's work
+        is) so stop() can cancel it and wait for it."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

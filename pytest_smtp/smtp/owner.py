@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..faults import FaultSet
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .options import ServerOptions
 
 __all__ = ["ConnectionOwner"]
+
+T = TypeVar("T")
 
 
 class ConnectionOwner(Protocol):
@@ -60,7 +62,7 @@ class ConnectionOwner(Protocol):
         """File an accepted message (capture log and maildrops) before the 250 is sent."""
 
     # -- the engine's bookkeeping (LoopServer) ---------------------------------------------
-    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]: ...
+    def _track(self, task: asyncio.Future[T]) -> asyncio.Future[T]: ...
 
     def _track_transport(self, transport: asyncio.BaseTransport) -> bool: ...
 

@@ -15,6 +15,7 @@ import copy
 import io
 import re
 import ssl
+from collections.abc import Coroutine, Generator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,58 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# What the dialogue coroutine yields to its own driver (SMTPConnection._step) instead of a
+# future: "park me until data comes" and "move me into an asyncio Task now".
+_DATA = object()
+_TO_TASK = object()
+
+
+class _Yield:
+    """An awaitable that yields one marker to whoever steps the coroutine."""
+
+    __slots__ = ("marker",)
+
+    def __init__(self, marker: object) -> None:
+        self.marker = marker
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield self.marker
+
+
+_PARK = _Yield(_DATA)
+_ADOPT = _Yield(_TO_TASK)
+
+
+class _Resume:
+    """Continue, inside an asyncio Task, a coroutine the connection has been stepping itself:
+    first wait for the future it had just yielded (nothing for :data:`_TO_TASK`), then pass
+    every yield, value and exception through as ``await coro`` would."""
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Coroutine[Any, None, None], pending: object) -> None:
+        self.coro = coro
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, value = self.coro, self.pending
+        while True:
+            error: BaseException | None = None
+            if value is not _TO_TASK:
+                try:
+                    yield value
+                except BaseException as exc:  # cancellation, passed on like await would
+                    error = exc
+            try:
+                value = coro.send(None) if error is None else coro.throw(error)
+            except StopIteration:
+                return
+
+
+async def _in_task(coro: Coroutine[Any, None, None], pending: object) -> None:
+    await _Resume(coro, pending)
+
+
 class SMTPConnection(asyncio.Protocol):
     """One client connection. Created by :class:`~pytest_smtp.smtp.server.SMTPServer`."""
 
@@ -92,6 +145,17 @@ class SMTPConnection(asyncio.Protocol):
         self._bad_commands = 0
         self._greeted = False
         self._hang: asyncio.Future[None] | None = None
+        # The dialogue (_run) is stepped by this object while it only waits for data: a
+        # command is answered inside data_received, in the loop turn its bytes arrived, with
+        # no Task and no future. The first time it awaits anything else (a fault's delay,
+        # TLS, a full write buffer) it moves into a Task for good (_task).
+        self._coro: Coroutine[Any, None, None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._stepping = False
+        # Replies written while the connection steps itself go out in one write per step
+        # (one segment for a pipelined group); None: write at once.
+        self._out: list[bytes] | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,7 +183,10 @@ class SMTPConnection(asyncio.Protocol):
         )
         if self._greeted:
             self._send(self._greeting())
-        self.server._track(self.loop.create_task(self._run()))
+        # stop() and the tests' settle() wait on this until the dialogue has ended.
+        self._done = self.server._track(self.loop.create_future())
+        self._coro = self._run()
+        self._step()
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -156,9 +223,59 @@ class SMTPConnection(asyncio.Protocol):
 
     # -- low-level I/O ---------------------------------------------------------------------
     def _wake(self) -> None:
+        if self._coro is not None:
+            self._step()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _step(self) -> None:
+        """Run the dialogue until it waits for data again (or ends, or needs a Task)."""
+        coro = self._coro
+        if coro is None or self._stepping:
+            return  # a nested call: the running step reads the buffer before it parks
+        self._stepping = True
+        self._out = []
+        try:
+            value = coro.send(None)
+        except StopIteration:
+            self._coro = None
+            self._resolve_done()
+            return
+        except BaseException:
+            self._coro = None  # raised past _run's handlers: it cannot be resumed
+            self._resolve_done()
+            raise
+        finally:
+            self._stepping = False
+            self._flush()
+            self._out = None
+        if value is _DATA:
+            return
+        # Anything else is a future (or _TO_TASK): from here on a Task steps the dialogue.
+        self._coro = None
+        self._task = self.loop.create_task(_in_task(coro, value))
+        self.server._track(self._task)
+        self._resolve_done()
+
+    def _resolve_done(self) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def _flush(self) -> None:
+        out = self._out
+        if out and self.transport is not None and not self._closed:
+            self.transport.write(b"".join(out))
+        if out:
+            out.clear()
+
+    def _abort(self) -> None:
+        """Drop the connection at once, after the replies already decided."""
+        self._flush()
+        if self.transport is not None:
+            self.transport.abort()
 
     def _check_idle(self) -> None:
         idle = self.loop.time() - self._last_activity
@@ -180,6 +297,9 @@ class SMTPConnection(asyncio.Protocol):
         if self._read_paused and self.transport is not None:
             self._read_paused = False
             self.transport.resume_reading()
+        if self._task is None:
+            await _PARK  # stepped by this connection: data_received resumes it
+            return
         self._waiter = self.loop.create_future()
         try:
             await self._waiter
@@ -258,7 +378,11 @@ class SMTPConnection(asyncio.Protocol):
         if self.transport is None or self._closed:
             return
         lines = reply.wire_lines()
-        self.transport.write("".join(f"{line}\r\n" for line in lines).encode("utf-8"))
+        data = "".join(f"{line}\r\n" for line in lines).encode("utf-8")
+        if self._out is not None:
+            self._out.append(data)
+        else:
+            self.transport.write(data)
         for line in lines:
             self._log("S", line)
 
@@ -288,6 +412,7 @@ class SMTPConnection(asyncio.Protocol):
             self.txn.transcript.append(line)
 
     def _close(self) -> None:
+        self._flush()
         if self.transport is not None and not self._closed:
             self.transport.close()
 
@@ -429,8 +554,7 @@ class SMTPConnection(asyncio.Protocol):
             raise _Disconnected()
         if verdict.disconnect:
             self._log("!", f"disconnect at {command}")
-            if self.transport is not None:
-                self.transport.abort()
+            self._abort()
             raise _Disconnected()
 
     async def _respond(self, reply: Reply, *, finish: str | None = None) -> Reply:
@@ -771,8 +895,7 @@ class SMTPConnection(asyncio.Protocol):
                 await asyncio.sleep(len(chunk) / throttle)
             if disconnect_after is not None and written + len(chunk) >= disconnect_after:
                 self._log("!", f"disconnect after {written + len(chunk)} octets of DATA")
-                if self.transport is not None:
-                    self.transport.abort()
+                self._abort()
                 raise _Disconnected()
             # `window` starts len(tail) octets before `chunk`; one chunk-sized copy at most.
             window = tail + chunk
@@ -876,6 +999,7 @@ class SMTPConnection(asyncio.Protocol):
 
     async def _start_tls(self) -> None:
         """Run the server side of a TLS handshake on the current transport."""
+        await _ADOPT  # in a Task, with every reply so far written in the clear
         assert self.transport is not None
         context = self.server.ssl_context()
         try:

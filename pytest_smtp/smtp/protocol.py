@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import io
 import re
 import ssl
@@ -112,6 +111,28 @@ class _Resume:
                 value = coro.send(None) if error is None else coro.throw(error)
             except StopIteration:
                 return
+
+
+# Replies as sent, by (code, text, enhanced): the Reply, its wire bytes and its transcript
+# lines. Most replies repeat from transaction to transaction ("250 2.0.0 OK", the EHLO list,
+# "Sender <a@b> OK"); a reply built once is only looked up after that. Bounded: cleared when
+# full. Only the engine thread uses it.
+_WIRE_CACHE_SIZE = 1024
+_wire_cache: dict[tuple[int, str, str | None], tuple[Reply, bytes, tuple[str, ...]]] = {}
+
+
+def _wired(code: int, text: str, enhanced: str | None) -> tuple[Reply, bytes, tuple[str, ...]]:
+    key = (code, text, enhanced)
+    hit = _wire_cache.get(key)
+    if hit is None:
+        reply = Reply(code, text, enhanced)
+        lines = reply.wire_lines()
+        data = "".join(f"{line}\r\n" for line in lines).encode("utf-8")
+        hit = (reply, data, tuple(f"S: {line}" for line in lines))
+        if len(_wire_cache) >= _WIRE_CACHE_SIZE:
+            _wire_cache.clear()
+        _wire_cache[key] = hit
+    return hit
 
 
 async def _in_task(coro: Coroutine[Any, None, None], pending: object) -> None:
@@ -375,20 +396,21 @@ class SMTPConnection(asyncio.Protocol):
         return data
 
     def _send(self, reply: Reply) -> None:
+        self._write(*_wired(reply.code, reply.text, reply.enhanced)[1:])
+
+    def _write(self, data: bytes, logged: tuple[str, ...]) -> None:
         if self.transport is None or self._closed:
             return
-        lines = reply.wire_lines()
-        data = "".join(f"{line}\r\n" for line in lines).encode("utf-8")
         if self._out is not None:
             self._out.append(data)
         else:
             self.transport.write(data)
-        for line in lines:
-            self._log("S", line)
+        for line in logged:
+            self._log_line(line)
 
     async def _reply(self, code: int, enhanced: str | None, text: str) -> Reply:
-        reply = Reply(code, text, enhanced)
-        self._send(reply)
+        reply, data, logged = _wired(code, text, enhanced)
+        self._write(data, logged)
         await self._drain()
         return reply
 
@@ -406,7 +428,9 @@ class SMTPConnection(asyncio.Protocol):
                 self._drain_waiter = None
 
     def _log(self, who: str, text: str) -> None:
-        line = f"{who}: {text}"
+        self._log_line(f"{who}: {text}")
+
+    def _log_line(self, line: str) -> None:
         self.lines.append(line)
         if self.txn is not None:
             self.txn.transcript.append(line)
@@ -594,7 +618,11 @@ class SMTPConnection(asyncio.Protocol):
 
     def _session_snapshot(self) -> SessionInfo:
         assert self.session is not None
-        return copy.copy(self.session)  # a flat dataclass: a shallow copy is a snapshot
+        # A flat dataclass: a shallow copy is a snapshot (this is copy.copy without its
+        # dispatch, which costs more than the copy).
+        snapshot: SessionInfo = object.__new__(SessionInfo)
+        snapshot.__dict__.update(self.session.__dict__)
+        return snapshot
 
     def _begin_transaction(self) -> Transaction:
         self._abort_transaction("aborted", None)
@@ -653,7 +681,7 @@ class SMTPConnection(asyncio.Protocol):
         if not esmtp:
             await self._reply(250, None, self.options.hostname)
             return
-        await self._send_reply(Reply(250, "\n".join(self._ehlo_lines())))
+        await self._reply(250, None, "\n".join(self._ehlo_lines()))
 
     def _ehlo_lines(self) -> list[str]:
         opts = self.options
@@ -794,9 +822,10 @@ class SMTPConnection(asyncio.Protocol):
                 txn.recipients.append(RecipientResult(address, options, verdict.reply, route))
                 await self._respond(verdict.reply)
                 return
-        reply = Reply(250, f"Recipient <{address}> OK", "2.1.5")
+        reply, data, logged = _wired(250, f"Recipient <{address}> OK", "2.1.5")
         txn.recipients.append(RecipientResult(address, options, reply, route))
-        await self._send_reply(reply)
+        self._write(data, logged)
+        await self._drain()
 
     async def smtp_data(self, arg: str) -> None:
         txn = self.txn
@@ -847,7 +876,9 @@ class SMTPConnection(asyncio.Protocol):
             rcpt_tos=txn.rcpt_tos,
             mail_options=list(txn.mail_options),
             rcpt_options={r.address: list(r.options) for r in txn.recipients if r.accepted},
-            session=self._session_snapshot(),
+            # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
+            # AUTH) can happen inside a transaction.
+            session=txn.session,
             server=f"{self.server.host}:{self.server.port}",
             received_at=_utcnow(),
             transaction_id=txn.id,

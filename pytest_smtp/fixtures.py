@@ -53,6 +53,9 @@ class _Session:
     def __init__(self, config: SMTPConfig) -> None:
         self.config = config
         self.servers: dict[ServerOptions, SMTPServer] = {}
+        # The last server handed out: most tests of a session ask for the same options, and
+        # an identity check is cheaper than hashing every field of ServerOptions.
+        self._last: tuple[ServerOptions, SMTPServer] | None = None
         self.remote: Any = None
         if config.values.get("remote"):
             from .remote import RemoteAPI
@@ -78,10 +81,14 @@ class _Session:
         return RemoteSMTPServer(self.remote, **sendable)  # type: ignore[return-value]
 
     def server(self, options: ServerOptions) -> SMTPServer:
+        last = self._last
+        if last is not None and last[0] is options and last[1].running:
+            return last[1]
         server = self.servers.get(options)
         if server is None or not server.running:
             server = self.new_server(options).start()
             self.servers[options] = server
+        self._last = (options, server)
         return server
 
     def close(self) -> None:
@@ -94,15 +101,43 @@ def _config(request: pytest.FixtureRequest) -> SMTPConfig:
     return request.config.stash[CONFIG_KEY]
 
 
-@pytest.fixture(scope="session")
-def _smtp_session(request: pytest.FixtureRequest) -> Iterator[_Session]:
-    session = _Session(_config(request))
-    yield session
-    session.close()
+#: The run's :class:`_Session`, on ``config.stash``: made by the first test that needs a
+#: server, closed at session finish. Not a session-scoped fixture: a fixture that depends on
+#: one pays pytest's lookup of it on every test (~25 us each).
+_SESSION_KEY = pytest.StashKey[_Session]()
 
 
-def _marker_options(request: pytest.FixtureRequest, base: ServerOptions) -> ServerOptions:
-    marker = request.node.get_closest_marker("smtp")
+def _smtp_session(request: pytest.FixtureRequest) -> _Session:
+    session = request.config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        session = _Session(_config(request))
+        request.config.stash[_SESSION_KEY] = session
+    return session
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the session's servers."""
+    smtp_session = session.config.stash.get(_SESSION_KEY, None)
+    if smtp_session is not None:
+        del session.config.stash[_SESSION_KEY]
+        smtp_session.close()
+
+
+def _markers(request: pytest.FixtureRequest) -> tuple[pytest.Mark | None, list[pytest.Mark]]:
+    """The closest ``smtp`` marker and every ``smtp_fault`` marker, closest first, from one
+    walk up the node chain (most tests have neither)."""
+    smtp: pytest.Mark | None = None
+    faults: list[pytest.Mark] = []
+    for marker in request.node.iter_markers():
+        if marker.name == "smtp":
+            if smtp is None:
+                smtp = marker
+        elif marker.name == "smtp_fault":
+            faults.append(marker)
+    return smtp, faults
+
+
+def _marker_options(marker: pytest.Mark | None, base: ServerOptions) -> ServerOptions:
     if marker is None:
         return base
     if marker.args:
@@ -117,9 +152,11 @@ def _marker_options(request: pytest.FixtureRequest, base: ServerOptions) -> Serv
 
 
 def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
-    """The session's --smtp-wait-timeout and --smtp-seed, as every fixture's server gets them."""
-    server.mailbox.default_timeout = cfg.wait_timeout
-    server.transactions.default_timeout = cfg.wait_timeout
+    """The session's --smtp-wait-timeout and --smtp-seed, as every fixture's server gets them
+    (set only when a test changed them: the setters validate)."""
+    for log in (server.mailbox, server.transactions):
+        if log.default_timeout != cfg.wait_timeout:
+            log.default_timeout = cfg.wait_timeout
     server.faults.seed = cfg.seed
 
 
@@ -158,18 +195,20 @@ def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
 
 
 @pytest.fixture
-def smtp_server(request: pytest.FixtureRequest, _smtp_session: _Session) -> Iterator[SMTPServer]:
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
     """A running :class:`~pytest_smtp.SMTPServer`, reset for this test.
 
     One server per option set per session (per xdist worker): cheap. ``@pytest.mark.smtp(...)``
     picks the options; ``@pytest.mark.smtp_fault(...)`` adds fault rules for the test. The
     test fails at teardown if the server hit an internal error.
     """
-    cfg = _smtp_session.config
-    server = _smtp_session.server(_marker_options(request, cfg.base_options))
+    smtp_session = _smtp_session(request)
+    cfg = smtp_session.config
+    smtp_marker, fault_markers = _markers(request)
+    server = smtp_session.server(_marker_options(smtp_marker, cfg.base_options))
     server.reset()
     _apply_settings(server, cfg)
-    for marker in reversed(list(request.node.iter_markers("smtp_fault"))):
+    for marker in reversed(fault_markers):
         try:
             server.faults.from_marker(*marker.args, **marker.kwargs)
         except (TypeError, ValueError) as exc:
@@ -189,11 +228,9 @@ def smtp_mailbox(smtp_server: SMTPServer) -> Mailbox:
 
 
 @pytest.fixture
-def smtp_server_factory(
-    request: pytest.FixtureRequest, _smtp_session: _Session
-) -> Iterator[SMTPServerFactory]:
+def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFactory]:
     """``factory(**options) -> SMTPServer``: a new started server, stopped after the test."""
-    cfg = _smtp_session.config
+    cfg = _config(request)
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:

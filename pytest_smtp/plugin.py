@@ -278,14 +278,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, None]:
     outcome = yield
+    # Cheapest tests first: this runs three times for every test of the session.
+    servers = item.stash.get(SERVERS_KEY, None)
+    if not servers:
+        return
     report: pytest.TestReport = outcome.get_result()
     cfg = item.config.stash.get(CONFIG_KEY, None)
     if cfg is None or cfg.transcript == "never":
         return
     if not report.failed and not (cfg.transcript == "always" and report.when == "call"):
-        return
-    servers = item.stash.get(SERVERS_KEY, [])
-    if not servers:
         return
     lines: list[str] = []
     for server in servers:

@@ -69,6 +69,9 @@ class SMTPServer(ServesTLS, LoopServer):
         self._sessions: list[tuple[SessionInfo, list[str]]] = []
         self._lock = threading.Lock()
         self._server: asyncio.Server | None = None
+        # True once anything was recorded since the last reset(); set after the record, so a
+        # reset that sees False has nothing to clear in the logs.
+        self._captured = False
 
     def __repr__(self) -> str:
         where = f"{self._sockname[0]}:{self._sockname[1]}" if self._sockname else "not started"
@@ -95,8 +98,10 @@ class SMTPServer(ServesTLS, LoopServer):
         """
         with self._lock:
             self._sessions.clear()
-        self.mailbox.clear()
-        self.transactions.clear()
+            captured, self._captured = self._captured, False
+        if captured:
+            self.mailbox.clear()
+            self.transactions.clear()
         self.store.reset()
         self.faults.clear()
         self.errors.clear()
@@ -130,10 +135,12 @@ class SMTPServer(ServesTLS, LoopServer):
         """Record a new connection and the list its transcript lines go to."""
         with self._lock:
             self._sessions.append((info, lines))
+            self._captured = True
 
     def record_transaction(self, txn: Transaction) -> None:
         """Record a finished transaction in :attr:`transactions`, whatever its outcome."""
         self.transactions._append(txn)
+        self._captured = True
 
     def accept_message(self, message: Message) -> None:
         """File an accepted message: one copy per recipient in :attr:`store` (through
@@ -149,6 +156,7 @@ class SMTPServer(ServesTLS, LoopServer):
             if data is not None:
                 self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)
+        self._captured = True
 
 
 SMTPServer.__doc__ = (SMTPServer.__doc__ or "").replace(

@@ -128,7 +128,6 @@ class _FloorConnection(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-
 @contextmanager
 def floor() -> Iterator[tuple[str, int, list[bytes]]]:
     """The floor responder on a loop thread of its own; yields (host, port, stored bodies)."""
@@ -138,8 +137,7 @@ def floor() -> Iterator[tuple[str, int, list[bytes]]]:
     sink: list[bytes] = []
 
     async def start() -> asyncio.Server:
-        return await loop.create_server(
-lambda: _FloorConnection(sink), "127.0.0.1", 0)
+        return await loop.create_server(lambda: _FloorConnection(sink), "127.0.0.1", 0)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     try:

@@ -425,3 +425,36 @@ def test_stop_after_failed_start_is_bounded() -> None:
 def test_host_must_be_an_ip_literal() -> None:
     with pytest.raises(ValueError, match="IP address"):
         SMTPServer(host="localhost").start()
+
+
+def test_pipelined_group_is_answered_in_one_segment(raw: Raw, server: SMTPServer) -> None:
+    # The connection answers commands in the loop turn their bytes arrived and writes the
+    # replies of one incoming segment together: one segment back, not four.
+    raw.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n")
+    data = raw.sock.recv(4096)
+    assert data.split(b"\r\n")[:-1] == [
+        b"250 2.1.0 Sender <a@x.test> OK",
+        b"250 2.1.5 Recipient <b@y.test> OK",
+        b"250 2.1.5 Recipient <c@y.test> OK",
+        b"354 End data with <CR><LF>.<CR><LF>",
+    ]
+
+
+def test_stop_records_the_open_transaction_before_it_returns(raw: Raw, server: SMTPServer) -> None:
+    raw.cmd("MAIL FROM:<a@x.test>")
+    assert raw.cmd("RCPT TO:<b@y.test>")[0] == 250
+    server.stop()
+    # No waiting: stop() returns after the connection has recorded how it ended.
+    assert [(t.outcome, t.stage) for t in server.transactions] == [("aborted", "rcpt")]
+
+
+def test_a_delay_mid_session_keeps_order_of_pipelined_replies(raw: Raw, server: SMTPServer) -> None:
+    # MAIL is answered at once; the delay at RCPT moves the dialogue into a task with DATA
+    # and the message still in the buffer: every reply comes, in order, and the mail is kept.
+    server.faults.delay("rcpt", 0.05)
+    raw.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+    assert [raw.reply()[0] for _ in range(3)] == [250, 250, 354]
+    raw.send(b"Subject: d\r\n\r\nhi\r\n.\r\nNOOP\r\n")
+    assert [raw.reply()[0] for _ in range(2)] == [250, 250]
+    assert server.mailbox.one().rcpt_tos == ["b@y.test"]
+    assert raw.cmd("QUIT")[0] == 221

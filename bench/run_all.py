@@ -22,6 +22,7 @@ QUICK_ARGS = {
     "bench_fixture.py": ["--repetitions", "3"],
     "bench_tls.py": ["--repetitions", "2"],
     "bench_throughput.py": ["--repetitions", "1", "--messages", "500"],
+    "bench_transaction.py": ["--rounds", "3"],
     "bench_memory.py": ["--size-mib", "5"],
     "bench_dns.py": ["--queries", "500", "--iterations", "200"],
     "bench_imap.py": ["--iterations", "200", "--repeat", "3"],

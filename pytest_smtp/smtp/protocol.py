@@ -121,7 +121,11 @@ _WIRE_CACHE_SIZE = 1024
 _wire_cache: dict[tuple[int, str, str | None], tuple[Reply, bytes, tuple[str, ...]]] = {}
 
 
-def _wired(code: int, text: str, enhanced: str | None) -> tuple[Reply, bytes, tuple[str, ...]]:
+def _wired(
+    code: int, text: str, enhanced: str | None, *, keep: bool = True
+) -> tuple[Reply, bytes, tuple[str, ...]]:
+    """The reply, its wire bytes and transcript lines; ``keep=False`` for a reply that never
+    repeats ("queued as <id>"), which would only push the others out of the cache."""
     key = (code, text, enhanced)
     hit = _wire_cache.get(key)
     if hit is None:
@@ -129,9 +133,10 @@ def _wired(code: int, text: str, enhanced: str | None) -> tuple[Reply, bytes, tu
         lines = reply.wire_lines()
         data = "".join(f"{line}\r\n" for line in lines).encode("utf-8")
         hit = (reply, data, tuple(f"S: {line}" for line in lines))
-        if len(_wire_cache) >= _WIRE_CACHE_SIZE:
-            _wire_cache.clear()
-        _wire_cache[key] = hit
+        if keep:
+            if len(_wire_cache) >= _WIRE_CACHE_SIZE:
+                _wire_cache.clear()
+            _wire_cache[key] = hit
     return hit
 
 
@@ -177,6 +182,7 @@ class SMTPConnection(asyncio.Protocol):
         # Replies written while the connection steps itself go out in one write per step
         # (one segment for a pipelined group); None: write at once.
         self._out: list[bytes] | None = None
+        self._where: str | None = None  # "host:port" of the server, for Message.server
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -505,15 +511,17 @@ class SMTPConnection(asyncio.Protocol):
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         logged = f"AUTH {arg.split(' ', 1)[0]} ****" if verb == "AUTH" and " " in arg else text
-        self._log("C", logged.translate(_VISIBLE_CONTROLS))
-        if "\r" in text or "\n" in text:
+        controls = "\r" in text or "\n" in text
+        nul = "\0" in text
+        self._log_line("C: " + (logged.translate(_VISIBLE_CONTROLS) if controls or nul else logged))
+        if controls:
             # One CRLF-terminated line is one command: a bare CR or LF never splits it into
             # two (the RCPT-smuggling trick), and the whole line is refused.
             await self._reply(
                 501, "5.5.2", "Syntax error: bare CR or LF in command line (only CRLF ends a line)"
             )
             return True
-        if "\0" in text:
+        if nul:
             await self._reply(501, "5.5.2", "Syntax error: NUL in command")
             return True
         if not verb.isascii():
@@ -867,9 +875,13 @@ class SMTPConnection(asyncio.Protocol):
             reply = Reply(550, "Bare CR or LF in message data (RFC 5321 section 2.3.8)", "5.5.2")
             await self._respond(reply, finish="eod")
             return
-        declared = {o.upper() for o in txn.mail_options}
-        if not body.isascii() and not declared & {"BODY=8BITMIME", "SMTPUTF8"}:
+        if not body.isascii() and not {o.upper() for o in txn.mail_options} & {
+            "BODY=8BITMIME",
+            "SMTPUTF8",
+        }:
             defects.append("8-bit data without BODY=8BITMIME")
+        if self._where is None:
+            self._where = f"{self.server.host}:{self.server.port}"
         message = Message(
             raw=body,
             mail_from=txn.mail_from,
@@ -879,7 +891,7 @@ class SMTPConnection(asyncio.Protocol):
             # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
             # AUTH) can happen inside a transaction.
             session=txn.session,
-            server=f"{self.server.host}:{self.server.port}",
+            server=self._where,
             received_at=_utcnow(),
             transaction_id=txn.id,
             defects=defects,
@@ -896,11 +908,12 @@ class SMTPConnection(asyncio.Protocol):
                 self._finish("dropped", "eod", reply, message=message)
                 await self._send_reply(Reply(250, f"OK: queued as {txn.id}", "2.0.0"))
                 return
-        reply = Reply(250, f"OK: queued as {txn.id}", "2.0.0")
+        reply, data, logged = _wired(250, f"OK: queued as {txn.id}", "2.0.0", keep=False)
         # Recorded before the reply is written: a client that saw 250 finds the message.
         self.server.accept_message(message)
         self._finish("accepted", "eod", reply, message=message)
-        await self._send_reply(reply)
+        self._write(data, logged)
+        await self._drain()
 
     async def _read_body(
         self, disconnect_after: int | None, throttle: float | None

@@ -234,7 +234,7 @@ def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFa
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:
-        server = _smtp_session.new_server(ServerOptions.build(cfg.base_options, **options))
+        server = _smtp_session(request).new_server(ServerOptions.build(cfg.base_options, **options))
         _apply_settings(server, cfg)
         server.start()
         made.append(server)

@@ -85,6 +85,16 @@ _EXPORTS = {
     "normalize_flag": "pytest_smtp.store",
     "IMAPServer": "pytest_smtp.retrieval",
     "POP3Server": "pytest_smtp.retrieval",
+    "CODES": "pytest_smtp.quality.lint",
+    "Finding": "pytest_smtp.quality.lint",
+    "assert_clean": "pytest_smtp.quality.asserts",
+    "lint": "pytest_smtp.quality.lint",
+    "AuthResults": "pytest_smtp.quality.auth",
+    "assert_authenticated": "pytest_smtp.quality.asserts",
+    "publish_dkim_key": "pytest_smtp.quality.auth",
+    "publish_dmarc": "pytest_smtp.quality.auth",
+    "publish_spf": "pytest_smtp.quality.auth",
+    "verify": "pytest_smtp.quality.auth",
     "EngineError": "pytest_smtp.engine",
     "get_engine": "pytest_smtp.engine",
     "DSNRecipient": "pytest_smtp.relay",
@@ -127,6 +137,7 @@ _EXPORTS = {
 
 __all__ = [
     "AUTH_MECHANISMS",
+    "CODES",
     "DEFAULT_AUTH_MECHANISMS",
     "DEFAULT_TTL",
     "HIERARCHY_DELIMITER",
@@ -139,6 +150,7 @@ __all__ = [
     "SYSTEM_FLAGS",
     "TLS_MODES",
     "Attachment",
+    "AuthResults",
     "ConnectionOwner",
     "DSNRecipient",
     "DSNReport",
@@ -150,6 +162,7 @@ __all__ = [
     "FaultContext",
     "FaultSet",
     "Filter",
+    "Finding",
     "Folder",
     "FolderNotFound",
     "HeaderView",
@@ -206,7 +219,9 @@ __all__ = [
     "ZoneSet",
     "__version__",
     "assert_aborted",
+    "assert_authenticated",
     "assert_bounced",
+    "assert_clean",
     "assert_deferred",
     "assert_delivered",
     "assert_discarded",
@@ -224,6 +239,7 @@ __all__ = [
     "explain_compare",
     "find_postfix",
     "get_engine",
+    "lint",
     "load_records",
     "main_cf_value",
     "merge_reports",
@@ -232,8 +248,12 @@ __all__ = [
     "parse_bool",
     "parse_dsn",
     "positive_seconds",
+    "publish_dkim_key",
+    "publish_dmarc",
+    "publish_spf",
     "resolve_route",
     "save_records",
+    "verify",
     "write_report",
 ]
 
@@ -305,6 +325,22 @@ if TYPE_CHECKING:
         Transaction,
         TransactionFilter,
         TransactionLog,
+    )
+    from .quality.asserts import (
+        assert_authenticated,
+        assert_clean,
+    )
+    from .quality.auth import (
+        AuthResults,
+        publish_dkim_key,
+        publish_dmarc,
+        publish_spf,
+        verify,
+    )
+    from .quality.lint import (
+        CODES,
+        Finding,
+        lint,
     )
     from .relay import (
         DSNRecipient,

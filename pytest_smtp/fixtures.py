@@ -62,10 +62,10 @@ class _Session:
 
             self.remote = RemoteAPI(config.values["remote"])
 
-    def new_server(self, options: ServerOptions) -> SMTPServer:
+    def new_server(self, options: ServerOptions, dns: FakeDNS | None = None) -> SMTPServer:
         """A server not yet started: local, or on the ``--smtp-remote`` instance."""
         if self.remote is None:
-            return SMTPServer(options=options)
+            return SMTPServer(options=options, dns=dns)
         from .remote import RemoteSMTPServer
 
         default = ServerOptions()
@@ -80,13 +80,13 @@ class _Session:
         }
         return RemoteSMTPServer(self.remote, **sendable)  # type: ignore[return-value]
 
-    def server(self, options: ServerOptions) -> SMTPServer:
+    def server(self, options: ServerOptions, dns: FakeDNS | None = None) -> SMTPServer:
         last = self._last
         if last is not None and last[0] is options and last[1].running:
             return last[1]
         server = self.servers.get(options)
         if server is None or not server.running:
-            server = self.new_server(options).start()
+            server = self.new_server(options, dns).start()
             self.servers[options] = server
         self._last = (options, server)
         return server
@@ -160,6 +160,26 @@ def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
     server.faults.seed = cfg.seed
 
 
+def _dns_for(request: pytest.FixtureRequest, options: ServerOptions) -> FakeDNS | None:
+    """``smtp_dns`` for a server with ``authenticate=True`` (what it verifies against)."""
+    if not options.authenticate:
+        return None
+    dns: FakeDNS = request.getfixturevalue("smtp_dns")
+    return dns
+
+
+def _lint_errors(server: SMTPServer) -> str | None:
+    """``strict=True``: the error findings of the mail ``server`` captured, as report text."""
+    if not server.options.strict:
+        return None
+    blocks = []
+    for message in list(server.mailbox):
+        errors = [f for f in message.lint() if f.severity == "error"]
+        if errors:
+            blocks.append(f"{message!r}\n" + "\n".join(f"  {f}" for f in errors))
+    return "\n".join(blocks) or None
+
+
 def _register(request: pytest.FixtureRequest, server: Any) -> None:
     request.node.stash.setdefault(SERVERS_KEY, []).append(server)
 
@@ -192,6 +212,15 @@ def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
             + "\n".join(errors),
             pytrace=False,
         )
+    lint_errors = _lint_errors(server)
+    if lint_errors:
+        request.node.add_report_section("teardown", f"smtp lint {server!r}", lint_errors)
+        pytest.fail(
+            f"{server!r} is strict (strict=True) and mail captured in this test has lint "
+            f"errors:\n{lint_errors}\n(fix the mail, or turn it off for this test: "
+            "@pytest.mark.smtp(strict=False))",
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -205,7 +234,8 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
     smtp_session = _smtp_session(request)
     cfg = smtp_session.config
     smtp_marker, fault_markers = _markers(request)
-    server = smtp_session.server(_marker_options(smtp_marker, cfg.base_options))
+    options = _marker_options(smtp_marker, cfg.base_options)
+    server = smtp_session.server(options, _dns_for(request, options))
     server.reset()
     _apply_settings(server, cfg)
     for marker in reversed(fault_markers):
@@ -234,7 +264,8 @@ def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFa
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:
-        server = _smtp_session(request).new_server(ServerOptions.build(cfg.base_options, **options))
+        built = ServerOptions.build(cfg.base_options, **options)
+        server = _smtp_session(request).new_server(built, _dns_for(request, built))
         _apply_settings(server, cfg)
         server.start()
         made.append(server)

@@ -260,6 +260,28 @@ class FakeDNS(LoopServer, RecordBuilder):
         """Stop serving the zone at ``origin``: its names are no longer fake."""
         self.zones.remove_zone(origin)
 
+    # -- mail authentication records (pytest_smtp.quality.auth; the auth extra) ------------
+    def dkim_key(self, domain: str, selector: str = "s1", *, bits: int = 2048) -> bytes:
+        """Publish a new DKIM key at ``selector._domainkey.domain`` and return its private
+        half (PEM) to sign with: :func:`pytest_smtp.quality.publish_dkim_key`."""
+        from pytest_smtp.quality.auth import publish_dkim_key
+
+        return publish_dkim_key(self, domain, selector, bits=bits)
+
+    def spf(self, domain: str, record: str) -> None:
+        """Publish the SPF ``record`` (``"v=spf1 ip4:127.0.0.0/8 -all"``) for ``domain``:
+        :func:`pytest_smtp.quality.publish_spf`."""
+        from pytest_smtp.quality.auth import publish_spf
+
+        publish_spf(self, domain, record)
+
+    def dmarc(self, domain: str, record: str) -> None:
+        """Publish the DMARC ``record`` (``"v=DMARC1; p=reject"``) at ``_dmarc.domain``:
+        :func:`pytest_smtp.quality.publish_dmarc`."""
+        from pytest_smtp.quality.auth import publish_dmarc
+
+        publish_dmarc(self, domain, record)
+
     def is_fake(self, name: str | bytes | dns.name.Name | None) -> bool:
         """True when ``name`` is inside a fake zone (the names :meth:`patch` diverts here)."""
         if name is None:

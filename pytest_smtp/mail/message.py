@@ -20,10 +20,14 @@ from datetime import datetime, timezone
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from io import BytesIO
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_smtp.mail.session import Envelope, SessionInfo
 from pytest_smtp.parsing import SERIALIZE_POLICY, parse_message
+
+if TYPE_CHECKING:
+    from pytest_smtp.quality.auth import AuthResults
+    from pytest_smtp.quality.lint import Finding
 
 __all__ = ["Attachment", "HeaderView", "Message"]
 
@@ -262,6 +266,27 @@ class Message:
     def as_eml(self) -> bytes:
         """The message bytes as received, ready to save as a ``.eml`` file."""
         return self.raw
+
+    def lint(self) -> list[Finding]:
+        """:func:`pytest_smtp.quality.lint` of this message: what RFC 5321/5322/MIME says is
+        wrong with it and its session (:class:`~pytest_smtp.quality.Finding` list)."""
+        from pytest_smtp.quality.lint import lint
+
+        return lint(self)
+
+    @property
+    def auth(self) -> AuthResults:
+        """The DKIM/SPF/DMARC/ARC verdicts the server recorded on receipt (server option
+        ``authenticate=True``); an ``AttributeError`` that says so when it was not on."""
+        results: AuthResults | None = self._cache.get("auth")
+        if results is None:
+            raise AttributeError(
+                "message.auth: the server did not verify this message; give it "
+                "authenticate=True (@pytest.mark.smtp(authenticate=True), --smtp-authenticate, "
+                "SMTPServer(authenticate=True, dns=...)) or call "
+                "pytest_smtp.quality.verify(message, smtp_dns)"
+            )
+        return results
 
     def _body(self, subtype: str) -> str | None:
         for part in _leaf_parts(self.email):

@@ -368,6 +368,24 @@ class ServerOptions:
         _BOOL,
     )
 
+    authenticate: bool = _option(
+        False,
+        parse_bool,
+        "verify each accepted message as a receiving MX would, against the fake DNS (DKIM, SPF, "
+        "DMARC, ARC): the verdicts on `message.auth`, an `Authentication-Results` field on the "
+        "stored copies; needs the `auth` extra and `dns` (the fixtures give `smtp_dns`)",
+        _BOOL,
+        setting=True,
+    )
+    strict: bool = _option(
+        False,
+        parse_bool,
+        "under pytest, a test fails at teardown when mail it captured has lint errors "
+        "(`pytest_smtp.quality.lint`), listed in the failure and the report",
+        _BOOL,
+        setting=True,
+    )
+
     @property
     def auth_table(self) -> dict[str, str] | Literal["any"] | None:
         """``auth`` as the user gave it: ``{user: password}``, ``"any"`` or ``None``."""

@@ -58,6 +58,9 @@ class ConnectionOwner(Protocol):
     def record_transaction(self, txn: Transaction) -> None:
         """Record a finished transaction, whatever its outcome."""
 
+    async def authenticate_message(self, message: Message) -> None:
+        """Verify an accepted message (``authenticate=True``) before it is filed."""
+
     def accept_message(self, message: Message) -> None:
         """File an accepted message (capture log and maildrops) before the 250 is sent."""
 

@@ -908,6 +908,8 @@ class SMTPConnection(asyncio.Protocol):
                 self._finish("dropped", "eod", reply, message=message)
                 await self._send_reply(Reply(250, f"OK: queued as {txn.id}", "2.0.0"))
                 return
+        if self.options.authenticate:  # verdicts on message.auth before anyone can read it
+            await self.server.authenticate_message(message)
         reply, data, logged = _wired(250, f"OK: queued as {txn.id}", "2.0.0", keep=False)
         # Recorded before the reply is written: a client that saw 250 finds the message.
         self.server.accept_message(message)

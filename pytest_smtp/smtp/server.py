@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import LISTEN_BACKLOG, LoopServer, bind_socket
 from ..faults import FaultSet
@@ -15,6 +15,9 @@ from ..store import MailStore
 from .options import ServerOptions, options_docstring
 from .protocol import SMTPConnection
 from .tls import ServesTLS, TestCA
+
+if TYPE_CHECKING:
+    from ..fakedns import FakeDNS
 
 __all__ = ["SMTPServer"]
 
@@ -34,6 +37,9 @@ class SMTPServer(ServesTLS, LoopServer):
 
     {options}
 
+    ``authenticate=True`` needs ``dns``, the :class:`~pytest_smtp.FakeDNS` the verdicts are
+    asked of (the fixtures pass ``smtp_dns``).
+
     It implements :class:`~pytest_smtp.smtp.owner.ConnectionOwner`, what each connection calls.
     """
 
@@ -43,9 +49,21 @@ class SMTPServer(ServesTLS, LoopServer):
         store: MailStore | None = None,
         ca: TestCA | None = None,
         options: ServerOptions | None = None,
+        dns: FakeDNS | None = None,
         **kwargs: Any,
     ) -> None:
         self.options = ServerOptions.build(options, **kwargs)
+        if self.options.authenticate:
+            if dns is None:
+                raise ValueError(
+                    "authenticate=True needs the fake DNS to verify against: pass "
+                    "SMTPServer(dns=FakeDNS(...)) (under pytest the smtp_server fixtures pass "
+                    "smtp_dns), or leave authenticate off and call "
+                    "pytest_smtp.quality.verify(message, dns) yourself"
+                )
+            import pytest_smtp.quality.auth  # noqa: F401 -- the auth extra: missing is an error now
+        self.dns = dns
+        """The :class:`~pytest_smtp.FakeDNS` that ``authenticate=True`` verifies against."""
         super().__init__(host=self.options.host, port=self.options.port)
         self.hostname = self.options.hostname
         """The name the server gives in its greeting and EHLO reply."""
@@ -142,6 +160,18 @@ class SMTPServer(ServesTLS, LoopServer):
         self.transactions._append(txn)
         self._captured = True
 
+    async def authenticate_message(self, message: Message) -> None:
+        """Verify ``message`` against :attr:`dns` (``authenticate=True``) and keep the verdicts
+        on ``message.auth``. The checks make blocking lookups to the fake DNS, which answers on
+        this loop: they run in the loop's executor, awaited, never on the loop."""
+        from ..quality.auth import verify
+
+        dns = self.dns
+        if dns is None:
+            raise ValueError("authenticate=True but SMTPServer.dns is None: set it to the FakeDNS")
+        loop = asyncio.get_running_loop()
+        message._cache["auth"] = await loop.run_in_executor(None, verify, message, dns)
+
     def accept_message(self, message: Message) -> None:
         """File an accepted message: one copy per recipient in :attr:`store` (through
         :attr:`delivery_hook`), then the capture log :attr:`mailbox`."""
@@ -152,11 +182,34 @@ class SMTPServer(ServesTLS, LoopServer):
             (rcpt, message.raw if hook is None else hook(message, rcpt))
             for rcpt in message.rcpt_tos
         ]
+        auth = message._cache.get("auth")
+        if auth is not None:  # the stored copies only: message.raw stays as received
+            field = auth.header(self.hostname)
+            copies = [(rcpt, _prepend_field(data, field)) for rcpt, data in copies]
         for rcpt, data in copies:
             if data is not None:
                 self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)
         self._captured = True
+
+
+def _prepend_field(data: bytes | None, field: str) -> bytes | None:
+    """``data`` with the header ``field`` added at the top as a receiving MX adds it: below
+    the ``Return-Path:`` of final delivery when there is one (RFC 5321 §4.4), folded at spaces
+    to lines of 78 characters where it can be (RFC 5322 §2.2.3)."""
+    if data is None:
+        return None
+    lines: list[str] = []
+    for word in field.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= 78:
+            lines[-1] += " " + word
+        else:
+            lines.append(word if not lines else "\t" + word)
+    folded = ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
+    top = 0
+    if data[:12].lower() == b"return-path:":
+        top = data.find(b"\n") + 1 or len(data)
+    return data[:top] + folded + data[top:]
 
 
 SMTPServer.__doc__ = (SMTPServer.__doc__ or "").replace(

@@ -204,7 +204,7 @@ def _prepend_field(data: bytes | None, field: str) -> bytes | None:
         if lines and len(lines[-1]) + 1 + len(word) <= 78:
             lines[-1] += " " + word
         else:
-            lines.append(word if not lines else "\t" + word)
+            lines.append(word if not lines else " " + word)  # unfolds to the same text
     folded = ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
     top = 0
     if data[:12].lower() == b"return-path:":

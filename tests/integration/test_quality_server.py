@@ -1,0 +1,159 @@
+"""authenticate=True on a real SMTPServer: messages signed with dkimpy by the test, sent with
+smtplib, verified on receipt against a real FakeDNS; the stored copy read back over POP3."""
+
+from __future__ import annotations
+
+import poplib
+import smtplib
+from collections.abc import Iterator
+
+import dkim
+import pytest
+
+from pytest_smtp import POP3Server, SMTPServer
+from pytest_smtp.fakedns import FakeDNS
+from pytest_smtp.mail import Message
+from pytest_smtp.quality import Finding, lint
+
+RAW = (
+    b"From: Shop <shop@example.test>\r\n"
+    b"To: ann@inbox.test\r\n"
+    b"Subject: Your order\r\n"
+    b"Date: Sun, 06 Dec 2026 04:41:57 +0000\r\n"
+    b"Message-ID: <1@example.test>\r\n"
+    b"\r\n"
+    b"Thank you for your order.\r\n"
+)
+
+
+@pytest.fixture
+def dns() -> Iterator[FakeDNS]:
+    with FakeDNS() as server:
+        yield server
+
+
+@pytest.fixture
+def key(dns: FakeDNS) -> bytes:
+    dns.spf("example.test", "v=spf1 ip4:127.0.0.0/8 -all")
+    dns.dmarc("example.test", "v=DMARC1; p=reject")
+    return dns.dkim_key("example.test")
+
+
+def send(server: SMTPServer, data: bytes, sender: str = "bounces@example.test") -> Message:
+    with smtplib.SMTP(*server.address) as client:
+        client.ehlo("mail.example.test")
+        client.sendmail(sender, ["ann@inbox.test"], data)
+    return server.mailbox.one()
+
+
+def pop3_retrieve(server: SMTPServer, user: str) -> bytes:
+    with POP3Server(store=server.store, auth="any") as pop3:
+        client = poplib.POP3(*pop3.address)
+        try:
+            client.user(user)
+            client.pass_("x")
+            _, lines, _ = client.retr(1)
+        finally:
+            client.quit()
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def test_verdicts_are_on_the_message_when_the_client_has_its_250(
+    dns: FakeDNS, key: bytes
+) -> None:
+    signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
+    with SMTPServer(authenticate=True, dns=dns) as server:
+        message = send(server, signed)
+        # The FakeDNS answers on the engine loop: verdicts that needed its answers (a key, the
+        # SPF and DMARC records) prove the checks ran off the loop, not stuck behind it.
+        assert message.auth.dkim_result == "pass"
+        assert message.auth.spf is not None and message.auth.spf.result == "pass"
+        assert message.auth.dmarc.result == "pass"
+        assert message.raw == signed  # the capture log keeps the bytes as received
+
+
+def test_the_stored_copy_carries_authentication_results_as_pop3_reads_it(
+    dns: FakeDNS, key: bytes
+) -> None:
+    signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
+    with SMTPServer(authenticate=True, dns=dns, hostname="mx.inbox.test") as server:
+        message = send(server, signed)
+        stored = pop3_retrieve(server, "ann@inbox.test")
+    head, _, rest = stored.partition(b"\r\n")
+    assert head.startswith(b"Authentication-Results: mx.inbox.test; dkim=pass")
+    field, _, after = stored.partition(b"\r\nDKIM-Signature:")
+    assert b"DKIM-Signature:" + after == signed
+    unfolded = field.replace(b"\r\n", b"").decode()
+    assert unfolded == message.auth.header("mx.inbox.test")
+    assert all(len(line) <= 78 for line in field.split(b"\r\n"))
+    # What the reader gets is still well formed.
+    assert [f.code for f in lint_bytes(stored) if f.severity == "error"] == []
+
+
+def lint_bytes(raw: bytes) -> list[Finding]:
+    """Lint bytes as a receiver of them would: sent to a second server, captured, linted."""
+    with SMTPServer() as server:
+        return lint(send(server, raw))
+
+
+def test_unauthenticated_mail_gets_fail_verdicts_in_the_header(dns: FakeDNS, key: bytes) -> None:
+    # Sent from loopback but the domain's SPF only allows 192.0.2.0/24: spf=fail, no signature,
+    # so DMARC fails and asks for reject.
+    dns.remove("example.test", "TXT")
+    dns.spf("example.test", "v=spf1 ip4:192.0.2.0/24 -all")
+    with SMTPServer(authenticate=True, dns=dns) as server:
+        message = send(server, RAW)
+        stored = pop3_retrieve(server, "ann@inbox.test")
+    assert message.auth.spf is not None and message.auth.spf.result == "fail"
+    assert (message.auth.dmarc.result, message.auth.dmarc.disposition) == ("fail", "reject")
+    field = stored.split(b"\r\nFrom:")[0].replace(b"\r\n", b"").decode()
+    assert "dkim=none" in field and "spf=fail" in field
+    assert "dmarc=fail" in field and "policy.dmarc=reject" in field
+
+
+def test_a_final_delivery_keeps_return_path_on_top(dns: FakeDNS, key: bytes) -> None:
+    signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
+    with SMTPServer(authenticate=True, dns=dns) as server:
+        server.delivery_hook = lambda message, rcpt: (
+            f"Return-Path: <{message.mail_from}>\r\n".encode() + message.raw
+        )
+        send(server, signed)
+        stored = pop3_retrieve(server, "ann@inbox.test")
+    lines = stored.split(b"\r\n")
+    assert lines[0] == b"Return-Path: <bounces@example.test>"
+    assert lines[1].startswith(b"Authentication-Results: smtp.pytest-smtp.test; dkim=pass")
+
+
+def test_authenticate_without_dns_names_what_to_pass() -> None:
+    with pytest.raises(ValueError, match=r"authenticate=True needs the fake DNS.*dns=FakeDNS"):
+        SMTPServer(authenticate=True)
+
+
+def test_message_auth_without_authenticate_says_how_to_get_it() -> None:
+    with SMTPServer() as server:
+        message = send(server, RAW)
+        with pytest.raises(AttributeError, match=r"authenticate=True.*verify\(message"):
+            message.auth  # noqa: B018 -- the property under test
+        assert message.lint() == lint(message)
+        assert not hasattr(message, "auth")
+        # Nothing added to the stored copy either.
+        assert pop3_retrieve(server, "ann@inbox.test") == RAW
+
+
+def test_fake_dns_publishes_the_records_the_checks_read(dns: FakeDNS) -> None:
+    pem = dns.dkim_key("example.test", selector="2026", bits=1024)
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    dns.spf("example.test", "v=spf1 -all")
+    dns.dmarc("example.test", "v=DMARC1; p=quarantine")
+    resolver = dns.sync_resolver()
+
+    def txt(name: str) -> list[bytes]:
+        return [b"".join(r.strings) for r in resolver.resolve(name, "TXT")]
+
+    assert txt("2026._domainkey.example.test")[0].startswith(b"v=DKIM1; k=rsa; p=")
+    assert txt("example.test") == [b"v=spf1 -all"]
+    assert txt("_dmarc.example.test") == [b"v=DMARC1; p=quarantine"]
+    with pytest.raises(ValueError, match="v=spf1"):
+        dns.spf("example.test", "spf1 -all")
+    with pytest.raises(ValueError, match="bad DMARC record"):
+        dns.dmarc("example.test", "v=DMARC1; p=maybe")

@@ -44,9 +44,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'pytest-smtp-suite[auth]'"
     ) from exc
 
-from pytest_smtp.fakedns import FakeDNS
-
 if TYPE_CHECKING:
+    from pytest_smtp.fakedns import FakeDNS
     from pytest_smtp.mail import Message
 
 __all__ = [
@@ -476,10 +475,11 @@ def _arc(raw: bytes, resolver: _Resolver) -> ARCVerdict:
 
 # -- entry points ------------------------------------------------------------------------------
 def _resolver_for(dns_server: FakeDNS | _Resolver) -> _Resolver:
-    if isinstance(dns_server, FakeDNS):
-        return dns_server.sync_resolver()
     if isinstance(dns_server, dns.resolver.Resolver):
         return dns_server
+    # A FakeDNS (not imported here: FakeDNS's publishing methods import this module).
+    if callable(getattr(dns_server, "sync_resolver", None)):
+        return dns_server.sync_resolver()
     raise TypeError(
         "verify() needs the FakeDNS to ask (or a dns.resolver.Resolver pointed at it), "
         f"not {type(dns_server).__name__}"

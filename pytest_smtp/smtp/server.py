@@ -12,7 +12,7 @@ from ..engine import LISTEN_BACKLOG, LoopServer, bind_socket
 from ..faults import FaultSet
 from ..mail import Mailbox, Message, SessionInfo, Transaction, TransactionLog
 from ..store import MailStore
-from .options import ServerOptions, options_docstring
+from .options import OptionError, ServerOptions, options_docstring
 from .protocol import SMTPConnection
 from .tls import ServesTLS, TestCA
 
@@ -55,7 +55,7 @@ class SMTPServer(ServesTLS, LoopServer):
         self.options = ServerOptions.build(options, **kwargs)
         if self.options.authenticate:
             if dns is None:
-                raise ValueError(
+                raise OptionError(
                     "authenticate=True needs the fake DNS to verify against: pass "
                     "SMTPServer(dns=FakeDNS(...)) (under pytest the smtp_server fixtures pass "
                     "smtp_dns), or leave authenticate off and call "

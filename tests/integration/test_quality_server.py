@@ -10,33 +10,26 @@ from collections.abc import Iterator
 import dkim
 import pytest
 
+# The message verify()'s own tests send (tests/integration is on sys.path).
+from test_quality_verify import RAW
+
 from pytest_smtp import POP3Server, SMTPServer
 from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.mail import Message
 from pytest_smtp.quality import Finding, lint
 
-RAW = (
-    b"From: Shop <shop@example.test>\r\n"
-    b"To: ann@inbox.test\r\n"
-    b"Subject: Your order\r\n"
-    b"Date: Sun, 06 Dec 2026 04:41:57 +0000\r\n"
-    b"Message-ID: <1@example.test>\r\n"
-    b"\r\n"
-    b"Thank you for your order.\r\n"
-)
-
 
 @pytest.fixture
-def dns() -> Iterator[FakeDNS]:
+def fake() -> Iterator[FakeDNS]:
     with FakeDNS() as server:
         yield server
 
 
 @pytest.fixture
-def key(dns: FakeDNS) -> bytes:
-    dns.spf("example.test", "v=spf1 ip4:127.0.0.0/8 -all")
-    dns.dmarc("example.test", "v=DMARC1; p=reject")
-    return dns.dkim_key("example.test")
+def key(fake: FakeDNS) -> bytes:
+    fake.spf("example.test", "v=spf1 ip4:127.0.0.0/8 -all")
+    fake.dmarc("example.test", "v=DMARC1; p=reject")
+    return fake.dkim_key("example.test")
 
 
 def send(server: SMTPServer, data: bytes, sender: str = "bounces@example.test") -> Message:
@@ -58,11 +51,9 @@ def pop3_retrieve(server: SMTPServer, user: str) -> bytes:
     return b"\r\n".join(lines) + b"\r\n"
 
 
-def test_verdicts_are_on_the_message_when_the_client_has_its_250(
-    dns: FakeDNS, key: bytes
-) -> None:
+def test_verdicts_are_on_the_message_when_the_client_has_its_250(fake: FakeDNS, key: bytes) -> None:
     signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
-    with SMTPServer(authenticate=True, dns=dns) as server:
+    with SMTPServer(authenticate=True, dns=fake) as server:
         message = send(server, signed)
         # The FakeDNS answers on the engine loop: verdicts that needed its answers (a key, the
         # SPF and DMARC records) prove the checks ran off the loop, not stuck behind it.
@@ -73,13 +64,13 @@ def test_verdicts_are_on_the_message_when_the_client_has_its_250(
 
 
 def test_the_stored_copy_carries_authentication_results_as_pop3_reads_it(
-    dns: FakeDNS, key: bytes
+    fake: FakeDNS, key: bytes
 ) -> None:
     signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
-    with SMTPServer(authenticate=True, dns=dns, hostname="mx.inbox.test") as server:
+    with SMTPServer(authenticate=True, dns=fake, hostname="mx.inbox.test") as server:
         message = send(server, signed)
         stored = pop3_retrieve(server, "ann@inbox.test")
-    head, _, rest = stored.partition(b"\r\n")
+    head, _, _rest = stored.partition(b"\r\n")
     assert head.startswith(b"Authentication-Results: mx.inbox.test; dkim=pass")
     field, _, after = stored.partition(b"\r\nDKIM-Signature:")
     assert b"DKIM-Signature:" + after == signed
@@ -96,12 +87,12 @@ def lint_bytes(raw: bytes) -> list[Finding]:
         return lint(send(server, raw))
 
 
-def test_unauthenticated_mail_gets_fail_verdicts_in_the_header(dns: FakeDNS, key: bytes) -> None:
+def test_unauthenticated_mail_gets_fail_verdicts_in_the_header(fake: FakeDNS, key: bytes) -> None:
     # Sent from loopback but the domain's SPF only allows 192.0.2.0/24: spf=fail, no signature,
     # so DMARC fails and asks for reject.
-    dns.remove("example.test", "TXT")
-    dns.spf("example.test", "v=spf1 ip4:192.0.2.0/24 -all")
-    with SMTPServer(authenticate=True, dns=dns) as server:
+    fake.remove("example.test", "TXT")
+    fake.spf("example.test", "v=spf1 ip4:192.0.2.0/24 -all")
+    with SMTPServer(authenticate=True, dns=fake) as server:
         message = send(server, RAW)
         stored = pop3_retrieve(server, "ann@inbox.test")
     assert message.auth.spf is not None and message.auth.spf.result == "fail"
@@ -111,9 +102,9 @@ def test_unauthenticated_mail_gets_fail_verdicts_in_the_header(dns: FakeDNS, key
     assert "dmarc=fail" in field and "policy.dmarc=reject" in field
 
 
-def test_a_final_delivery_keeps_return_path_on_top(dns: FakeDNS, key: bytes) -> None:
+def test_a_final_delivery_keeps_return_path_on_top(fake: FakeDNS, key: bytes) -> None:
     signed = dkim.sign(RAW, b"s1", b"example.test", key) + RAW
-    with SMTPServer(authenticate=True, dns=dns) as server:
+    with SMTPServer(authenticate=True, dns=fake) as server:
         server.delivery_hook = lambda message, rcpt: (
             f"Return-Path: <{message.mail_from}>\r\n".encode() + message.raw
         )
@@ -140,12 +131,12 @@ def test_message_auth_without_authenticate_says_how_to_get_it() -> None:
         assert pop3_retrieve(server, "ann@inbox.test") == RAW
 
 
-def test_fake_dns_publishes_the_records_the_checks_read(dns: FakeDNS) -> None:
-    pem = dns.dkim_key("example.test", selector="2026", bits=1024)
+def test_fake_dns_publishes_the_records_the_checks_read(fake: FakeDNS) -> None:
+    pem = fake.dkim_key("example.test", selector="2026", bits=1024)
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
-    dns.spf("example.test", "v=spf1 -all")
-    dns.dmarc("example.test", "v=DMARC1; p=quarantine")
-    resolver = dns.sync_resolver()
+    fake.spf("example.test", "v=spf1 -all")
+    fake.dmarc("example.test", "v=DMARC1; p=quarantine")
+    resolver = fake.sync_resolver()
 
     def txt(name: str) -> list[bytes]:
         return [b"".join(r.strings) for r in resolver.resolve(name, "TXT")]
@@ -154,6 +145,6 @@ def test_fake_dns_publishes_the_records_the_checks_read(dns: FakeDNS) -> None:
     assert txt("example.test") == [b"v=spf1 -all"]
     assert txt("_dmarc.example.test") == [b"v=DMARC1; p=quarantine"]
     with pytest.raises(ValueError, match="v=spf1"):
-        dns.spf("example.test", "spf1 -all")
+        fake.spf("example.test", "spf1 -all")
     with pytest.raises(ValueError, match="bad DMARC record"):
-        dns.dmarc("example.test", "v=DMARC1; p=maybe")
+        fake.dmarc("example.test", "v=DMARC1; p=maybe")

@@ -205,6 +205,62 @@ class AuthResults:
         header = authres.AuthenticationResultsHeader(authserv_id=authserv_id, results=results)
         return str(header)
 
+    def stamp(self, data: bytes, authserv_id: str) -> bytes:
+        """``data`` as a receiving MX named ``authserv_id`` files it: this :meth:`header` at
+        the top (below a final delivery's ``Return-Path:``, RFC 5321 §4.4), folded at spaces
+        to 78-character lines where it can be; and without the ``Authentication-Results``
+        fields that already claim ``authserv_id``, which a sender could have forged (RFC 8601
+        §5: an MTA must delete them)."""
+        lines: list[str] = []
+        for word in self.header(authserv_id).split(" "):
+            if lines and len(lines[-1]) + 1 + len(word) <= 78:
+                lines[-1] += " " + word
+            else:
+                lines.append(word if not lines else " " + word)  # unfolds to the same text
+        folded = ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
+        data = _drop_results_of(data, authserv_id)
+        top = 0
+        if data[:12].lower() == b"return-path:":
+            top = data.find(b"\n") + 1 or len(data)
+        return data[:top] + folded + data[top:]
+
+
+def _drop_results_of(data: bytes, authserv_id: str) -> bytes:
+    """``data`` without the header fields ``Authentication-Results: <authserv_id>; ...``.
+
+    One linear pass over the header section (a field is its line and the continuation lines
+    that start with a space or tab); the body is never looked at.
+    """
+    end = data.find(b"\r\n\r\n")
+    head_end = len(data) if end < 0 else end + 2
+    if b"authentication-results" not in data[:head_end].lower():
+        return data
+    wanted = authserv_id.lower().encode("ascii", "replace")
+    fields: list[list[bytes]] = []
+    start = 0
+    while start < head_end:
+        stop = data.find(b"\n", start, head_end)
+        stop = head_end if stop < 0 else stop + 1
+        line = data[start:stop]
+        if fields and line[:1] in (b" ", b"\t"):
+            fields[-1].append(line)  # a continuation line of the field above
+        else:
+            fields.append([line])
+        start = stop
+    kept: list[bytes] = []
+    for group in fields:
+        name, colon, value = b"".join(group).partition(b":")
+        first = value.split(b";", 1)[0].split()
+        own = (
+            colon
+            and name.strip().lower() == b"authentication-results"
+            and first
+            and first[0].lower() == wanted
+        )
+        if not own:
+            kept.extend(group)
+    return b"".join(kept) + data[head_end:]
+
 
 def _reason(text: str) -> str:
     """``text`` for a ``reason=`` value (RFC 8601 §2.2): one line; no ``@``, which authres

@@ -184,32 +184,15 @@ class SMTPServer(ServesTLS, LoopServer):
         ]
         auth = message._cache.get("auth")
         if auth is not None:  # the stored copies only: message.raw stays as received
-            field = auth.header(self.hostname)
-            copies = [(rcpt, _prepend_field(data, field)) for rcpt, data in copies]
+            copies = [
+                (rcpt, None if data is None else auth.stamp(data, self.hostname))
+                for rcpt, data in copies
+            ]
         for rcpt, data in copies:
             if data is not None:
                 self.store.deliver(rcpt, data, internal_date=message.received_at)
         self.mailbox._append(message)
         self._captured = True
-
-
-def _prepend_field(data: bytes | None, field: str) -> bytes | None:
-    """``data`` with the header ``field`` added at the top as a receiving MX adds it: below
-    the ``Return-Path:`` of final delivery when there is one (RFC 5321 §4.4), folded at spaces
-    to lines of 78 characters where it can be (RFC 5322 §2.2.3)."""
-    if data is None:
-        return None
-    lines: list[str] = []
-    for word in field.split(" "):
-        if lines and len(lines[-1]) + 1 + len(word) <= 78:
-            lines[-1] += " " + word
-        else:
-            lines.append(word if not lines else " " + word)  # unfolds to the same text
-    folded = ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
-    top = 0
-    if data[:12].lower() == b"return-path:":
-        top = data.find(b"\n") + 1 or len(data)
-    return data[:top] + folded + data[top:]
 
 
 SMTPServer.__doc__ = (SMTPServer.__doc__ or "").replace(

@@ -148,3 +148,29 @@ def test_fake_dns_publishes_the_records_the_checks_read(fake: FakeDNS) -> None:
         fake.spf("example.test", "spf1 -all")
     with pytest.raises(ValueError, match="bad DMARC record"):
         fake.dmarc("example.test", "v=DMARC1; p=maybe")
+
+
+def test_forged_results_in_the_servers_name_are_removed_from_the_stored_copy(
+    fake: FakeDNS, key: bytes
+) -> None:
+    # A sender claims "dkim=pass" in the receiving MX's own name (one of them folded before its
+    # authserv-id); another MX's results are not the receiver's to judge and stay.
+    forged = (
+        b"Authentication-Results: MX.inbox.test; dkim=pass header.d=example.test\r\n"
+        b"Authentication-Results:\r\n mx.inbox.test; spf=pass\r\n"
+        b"Authentication-Results: relay.example.test; spf=pass smtp.mailfrom=example.test\r\n"
+    )
+    with SMTPServer(authenticate=True, dns=fake, hostname="mx.inbox.test") as server:
+        message = send(server, forged + RAW)
+        stored = pop3_retrieve(server, "ann@inbox.test")
+    assert message.raw == forged + RAW  # the capture log keeps what was sent
+    header, _, body = stored.partition(b"\r\n\r\n")
+    fields = header.replace(b"\r\n ", b" ").split(b"\r\n")
+    results = [f for f in fields if f.startswith(b"Authentication-Results:")]
+    assert len(results) == 2
+    assert results[0].startswith(b"Authentication-Results: mx.inbox.test; dkim=none")
+    assert results[1] == (
+        b"Authentication-Results: relay.example.test; spf=pass smtp.mailfrom=example.test"
+    )
+    raw_header, _, raw_body = RAW.partition(b"\r\n\r\n")
+    assert header.endswith(raw_header) and body == raw_body

@@ -32,6 +32,7 @@ from .mail import (
     TransactionLog,
 )
 from .mail.waiting import _WaitableLog
+from .smtp.options import ServerOptions
 from .web.records import TestRecord, TransactionRecord, session_from_dict
 
 __all__ = ["RemoteAPI", "RemoteError", "RemoteFaults", "RemoteRule", "RemoteSMTPServer"]
@@ -356,7 +357,10 @@ class RemoteSMTPServer:
 
     def __init__(self, api: RemoteAPI, **options: Any) -> None:
         self.api = api
-        self.options = options
+        #: What is asked of the remote ``serve`` (JSON), and the same as :class:`ServerOptions`,
+        #: read locally like a local server's (``strict`` decides the lint check at teardown).
+        self.requested = options
+        self.options = ServerOptions.build(**options)
         self.id = 0
         self.hostname = ""
         self._port = 0
@@ -400,7 +404,7 @@ class RemoteSMTPServer:
         """Make the server on the remote instance; returns ``self``."""
         if self._running:
             return self
-        made = self.api.call("POST", "/api/servers", self.options)
+        made = self.api.call("POST", "/api/servers", self.requested)
         self.id, self._port, self.hostname = int(made["id"]), int(made["port"]), made["hostname"]
         self.faults = RemoteFaults(self.api, self.base)
         self._running = True

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a capturing SMTP server")
     # Every server option, from the one schema: --max-size is max_size.
     for spec in ServerOptions.schema():
+        if spec.python_only:
+            continue
         serve.add_argument(
             "--" + spec.name.replace("_", "-"),
             dest=spec.name,
@@ -95,7 +97,11 @@ def _describe(txn: Transaction) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m pytest_smtp``; returns the exit status."""
     args = _parser().parse_args(argv)
-    given = {name: getattr(args, name) for name in ServerOptions.names()}
+    given = {
+        spec.name: getattr(args, spec.name)
+        for spec in ServerOptions.schema()
+        if not spec.python_only
+    }
     try:
         options = ServerOptions.build(**{k: v for k, v in given.items() if v is not None})
     except OptionError as exc:

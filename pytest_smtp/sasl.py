@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal, TypeAlias
 
 __all__ = [
@@ -32,8 +32,10 @@ __all__ = [
     "utf8_text",
 ]
 
-#: The ``auth`` option of every server: a table, ``"any"``, or ``None`` (none configured).
-Auth: TypeAlias = Mapping[str, str] | Literal["any"] | None
+#: The ``auth`` option of every server: a table, ``"any"``, or ``None`` (none configured); or a
+#: checker ``(user, password) -> bool`` (the SMTP server's ``authenticator``), which holds no
+#: password to give :func:`password_for`.
+Auth: TypeAlias = Mapping[str, str] | Callable[[str, str], bool] | Literal["any"] | None
 
 
 class AuthSyntaxError(ValueError):
@@ -46,7 +48,7 @@ def password_for(auth: Auth, user: str) -> str | None:
     The user name is looked up exactly as given: a caller whose names are addresses
     normalises both the table and the name first.
     """
-    if auth is None or auth == "any":
+    if auth is None or auth == "any" or callable(auth):
         return None
     return auth.get(user)
 
@@ -59,6 +61,8 @@ def check_password(auth: Auth, user: str, password: str) -> bool:
     """
     if auth == "any":
         return True
+    if callable(auth):
+        return auth(user, password)
     expected = password_for(auth, user)
     return expected is not None and hmac.compare_digest(
         expected.encode("utf-8"), password.encode("utf-8")

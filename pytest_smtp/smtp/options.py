@@ -12,6 +12,7 @@ what would be right.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -197,6 +198,51 @@ def _parse_hostname(name: str, value: Any) -> str:
     return text
 
 
+# The hooks an aiosmtpd handler may define (aiosmtpd.smtp.SMTP calls them the same way).
+HANDLER_HOOKS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "AUTH")
+
+
+def _parse_handler(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, int, float)):
+        raise OptionError(
+            f"handler must be an aiosmtpd-style handler object (with async handle_DATA, "
+            f"handle_RCPT... methods), given from Python, not {value!r}"
+        )
+    for hook in HANDLER_HOOKS:
+        method = getattr(value, f"handle_{hook}", None)
+        if method is not None and not inspect.iscoroutinefunction(method):
+            raise OptionError(
+                f"handler.handle_{hook} must be an async method (async def handle_{hook}"
+                f"(self, server, session, envelope, ...)), as aiosmtpd awaits it; "
+                f"{type(value).__name__}.handle_{hook} is not"
+            )
+    return value
+
+
+def _parse_authenticator(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not callable(value) or isinstance(value, type):
+        raise OptionError(
+            f"authenticator must be a function: aiosmtpd's authenticator(server, session, "
+            f"envelope, mechanism, auth_data) or auth_callback(mechanism, login, password), "
+            f"not {value!r}"
+        )
+    try:
+        count = len(inspect.signature(value).parameters)
+    except (TypeError, ValueError):
+        count = -1
+    if count not in (3, 5):
+        raise OptionError(
+            f"authenticator must take 5 arguments (server, session, envelope, mechanism, "
+            f"auth_data: aiosmtpd's authenticator) or 3 (mechanism, login, password: its "
+            f"auth_callback); {value!r} takes {count if count >= 0 else 'an unknown number'}"
+        )
+    return value
+
+
 def run_flag(name: str) -> str:
     """The plugin's command-line flag of a run setting: ``max_size`` -> ``--smtp-max-size``."""
     return "--smtp-" + name.replace("_", "-")
@@ -223,6 +269,8 @@ class OptionSpec:
     """``parse(name, value) -> value``: validate and convert (text allowed), or ``OptionError``."""
     setting: bool = False
     """Also a run setting: ``--smtp-NAME`` and the ini key ``smtp_NAME`` give the base value."""
+    python_only: bool = False
+    """A Python object (a handler, a function): never text, so not a ``serve`` argument."""
 
     @property
     def plain_help(self) -> str:
@@ -250,8 +298,15 @@ def _option(
     valid: str,
     *,
     setting: bool = False,
+    python_only: bool = False,
 ) -> Any:
-    spec = {"help": help, "valid": valid, "parse": parse, "setting": setting}
+    spec = {
+        "help": help,
+        "valid": valid,
+        "parse": parse,
+        "setting": setting,
+        "python_only": python_only,
+    }
     return dataclasses.field(default=default, metadata={"spec": spec})
 
 
@@ -367,6 +422,29 @@ class ServerOptions:
         "the bare line endings are recorded in `message.defects`",
         _BOOL,
     )
+    handler: Any = _option(  # noqa: RUF009 -- a frozen field spec, built once
+        None,
+        _parse_handler,
+        "an aiosmtpd handler: its async `handle_HELO`/`EHLO`/`MAIL`/`RCPT`/`DATA`/`RSET`/`NOOP`/"
+        "`QUIT`/`VRFY`/`AUTH` hooks are called with aiosmtpd `Session`/`Envelope` objects after "
+        "the fault rules, and their replies sent (docs/how-to/migrate.md)",
+        "`None` or an object, from Python only",
+        python_only=True,
+    )
+    authenticator: Any = _option(  # noqa: RUF009 -- a frozen field spec, built once
+        None,
+        _parse_authenticator,
+        "decides AUTH PLAIN/LOGIN credentials instead of `auth`, with aiosmtpd's conventions: "
+        "`authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult` or "
+        "`auth_callback(mechanism, login, password) -> bool`",
+        "`None` or a function, from Python only",
+        python_only=True,
+    )
+
+    @property
+    def offers_auth(self) -> bool:
+        """True when AUTH is configured, by ``auth`` or by ``authenticator``."""
+        return self.auth is not None or self.authenticator is not None
 
     authenticate: bool = _option(
         False,
@@ -425,11 +503,25 @@ class ServerOptions:
         result = cls(**values)
         if result.require_tls and result.tls is None:
             raise OptionError("require_tls=True needs tls='starttls' or tls='implicit'")
-        if result.require_auth and result.auth is None:
+        if result.authenticator is not None:
+            if result.auth is not None:
+                raise OptionError(
+                    "give auth (a table or 'any') or an authenticator function, not both"
+                )
+            if "CRAM-MD5" in result.auth_mechanisms:
+                chosen = "auth_mechanisms" in options
+                if chosen or result.auth_mechanisms != DEFAULT_AUTH_MECHANISMS:
+                    raise OptionError(
+                        "an authenticator checks a login and a password: CRAM-MD5 sends no "
+                        "password; give auth_mechanisms=('PLAIN', 'LOGIN') (or XOAUTH2)"
+                    )
+                result = dataclasses.replace(result, auth_mechanisms=("PLAIN", "LOGIN"))
+        if result.require_auth and not result.offers_auth:
             raise OptionError(
-                "require_auth=True needs auth='any' or an auth={user: password} table"
+                "require_auth=True needs auth='any', an auth={user: password} table or an "
+                "authenticator"
             )
-        if result.auth_require_tls and result.auth is not None and result.tls is None:
+        if result.auth_require_tls and result.offers_auth and result.tls is None:
             raise OptionError(
                 "auth without TLS: AUTH is refused in the clear (auth_require_tls=True, as RFC "
                 "4954 says); give tls='starttls' or tls='implicit', or auth_require_tls=False"

@@ -24,6 +24,8 @@ from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
 
 if TYPE_CHECKING:
     from ..faults import Verdict
+    from ..sasl import Auth
+    from .handler import HandlerBridge
     from .owner import ConnectionOwner
 
 __all__ = ["SMTPConnection"]
@@ -183,6 +185,7 @@ class SMTPConnection(asyncio.Protocol):
         # (one segment for a pipelined group); None: write at once.
         self._out: list[bytes] | None = None
         self._where: str | None = None  # "host:port" of the server, for Message.server
+        self._bridge: HandlerBridge | None = None  # an aiosmtpd handler's (smtp/handler.py)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -202,6 +205,16 @@ class SMTPConnection(asyncio.Protocol):
             # client that never finishes the handshake; until then nothing is read into _buf.
             transport.pause_reading()
         self.server.open_session(self.session, self.lines)
+        if self.options.handler is not None or self.options.authenticator is not None:
+            from .handler import HandlerBridge
+
+            self._bridge = HandlerBridge(
+                self.options.handler,
+                self.options.authenticator,
+                hostname=self.options.hostname,
+                peer=self.session.peer,
+                send=self._send,
+            )
         self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
         # With no rule that could act at "connect", greet at once: the client (blocked in
         # connect + read) gets its 220 one loop turn earlier, which every test pays for.
@@ -370,7 +383,7 @@ class SMTPConnection(asyncio.Protocol):
 
     def _auth_offered(self) -> bool:
         opts = self.options
-        return opts.auth is not None and (self._tls_active or not opts.auth_require_tls)
+        return opts.offers_auth and (self._tls_active or not opts.auth_require_tls)
 
     def _line_limit(self, raw: bytes) -> int:
         """The longest command line, CRLF included, this line's command may have here: 512
@@ -623,6 +636,9 @@ class SMTPConnection(asyncio.Protocol):
             self.session.tls_version = ssl_object.version()
             cipher = ssl_object.cipher()
             self.session.tls_cipher = cipher[0] if cipher else None
+        if self._bridge is not None:
+            info = {"ssl_object": ssl_object, "version": self.session.tls_version}
+            self._bridge.tls_started(info)
 
     def _session_snapshot(self) -> SessionInfo:
         assert self.session is not None
@@ -684,6 +700,15 @@ class SMTPConnection(asyncio.Protocol):
                 return
         assert self.session is not None
         self._abort_transaction("aborted", None)
+        if self._bridge is not None:
+            lines = self._ehlo_lines(arg) if esmtp else []
+            hook = self._bridge.ehlo(arg, lines) if esmtp else self._bridge.helo(arg)
+            reply = await hook
+            if reply is not None:
+                if reply.code < 400:
+                    self.session.helo, self.session.esmtp = arg, esmtp
+                await self._session_reply(reply, "ehlo")
+                return
         self.session.helo = arg
         self.session.esmtp = esmtp
         if not esmtp:
@@ -691,9 +716,10 @@ class SMTPConnection(asyncio.Protocol):
             return
         await self._reply(250, None, "\n".join(self._ehlo_lines()))
 
-    def _ehlo_lines(self) -> list[str]:
+    def _ehlo_lines(self, helo: str | None = None) -> list[str]:
         opts = self.options
-        lines = [f"{opts.hostname} greets {self.session.helo if self.session else ''}"]
+        helo = helo if helo is not None else self.session.helo if self.session else ""
+        lines = [f"{opts.hostname} greets {helo}"]
         lines += ["PIPELINING", f"SIZE {opts.max_size or 0}", "8BITMIME"]
         if opts.smtputf8:
             lines.append("SMTPUTF8")
@@ -747,6 +773,13 @@ class SMTPConnection(asyncio.Protocol):
             if verdict.reply is not None:
                 failed = verdict.reply.code >= 400
                 await self._respond(verdict.reply, finish="mail" if failed else None)
+                return
+        if self._bridge is not None:
+            reply = await self._bridge.mail(path.address, txn.mail_options)
+            if reply is not None:
+                if reply.code < 400:
+                    txn.stage = "rcpt"
+                await self._respond(reply, finish="mail" if reply.code >= 400 else None)
                 return
         txn.stage = "rcpt"
         await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
@@ -830,6 +863,12 @@ class SMTPConnection(asyncio.Protocol):
                 txn.recipients.append(RecipientResult(address, options, verdict.reply, route))
                 await self._respond(verdict.reply)
                 return
+        if self._bridge is not None:
+            handled = await self._bridge.rcpt(address, options)
+            if handled is not None:
+                txn.recipients.append(RecipientResult(address, options, handled, route))
+                await self._respond(handled)
+                return
         reply, data, logged = _wired(250, f"Recipient <{address}> OK", "2.1.5")
         txn.recipients.append(RecipientResult(address, options, reply, route))
         self._write(data, logged)
@@ -882,10 +921,13 @@ class SMTPConnection(asyncio.Protocol):
             defects.append("8-bit data without BODY=8BITMIME")
         if self._where is None:
             self._where = f"{self.server.host}:{self.server.port}"
+        mail_from, rcpt_tos = txn.mail_from, txn.rcpt_tos
+        if self._bridge is not None:
+            mail_from, rcpt_tos = self._bridge.paths(mail_from, rcpt_tos)
         message = Message(
             raw=body,
-            mail_from=txn.mail_from,
-            rcpt_tos=txn.rcpt_tos,
+            mail_from=mail_from,
+            rcpt_tos=rcpt_tos,
             mail_options=list(txn.mail_options),
             rcpt_options={r.address: list(r.options) for r in txn.recipients if r.accepted},
             # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
@@ -911,6 +953,15 @@ class SMTPConnection(asyncio.Protocol):
         if self.options.authenticate:  # verdicts on message.auth before anyone can read it
             await self.server.authenticate_message(message)
         reply, data, logged = _wired(250, f"OK: queued as {txn.id}", "2.0.0", keep=False)
+        if self._bridge is not None:
+            handled = await self._bridge.data(message)
+            if handled is not None and handled.code >= 400:
+                await self._respond(handled, finish="eod")
+                return
+            if handled is not None:
+                reply, data, logged = _wired(
+                    handled.code, handled.text, handled.enhanced, keep=False
+                )
         # Recorded before the reply is written: a client that saw 250 finds the message.
         self.server.accept_message(message)
         self._finish("accepted", "eod", reply, message=message)
@@ -983,10 +1034,22 @@ class SMTPConnection(asyncio.Protocol):
             await self._reply(501, "5.5.4", "Syntax: RSET")
             return
         self._abort_transaction("aborted", None)
+        if self._bridge is not None and await self._handled("RSET"):
+            return
         await self._reply(250, "2.0.0", "OK")
 
     async def smtp_noop(self, arg: str) -> None:
+        if self._bridge is not None and await self._handled("NOOP", arg):
+            return
         await self._reply(250, "2.0.0", "OK")
+
+    async def _handled(self, command: str, *args: Any) -> bool:
+        """Send the handler's reply to ``command``, if it gives one (not MISSING)."""
+        assert self._bridge is not None
+        reply = await self._bridge.command(command, *args)
+        if reply is not None:
+            await self._respond(reply)
+        return reply is not None
 
     async def smtp_quit(self, arg: str) -> None:
         verdict = await self._fault("quit")
@@ -995,7 +1058,7 @@ class SMTPConnection(asyncio.Protocol):
         self._abort_transaction("aborted", None)
         if verdict is not None and verdict.reply is not None:
             await self._respond(verdict.reply)
-        else:
+        elif self._bridge is None or not await self._handled("QUIT"):
             await self._reply(221, "2.0.0", f"{self.options.hostname} closing connection")
         self._close()
         raise _Disconnected()
@@ -1003,6 +1066,8 @@ class SMTPConnection(asyncio.Protocol):
     async def smtp_vrfy(self, arg: str) -> None:
         if not arg:
             await self._reply(501, "5.5.4", "Syntax: VRFY <address>")
+            return
+        if self._bridge is not None and await self._handled("VRFY", arg.strip("<>")):
             return
         await self._reply(252, "2.5.0", "Cannot VRFY user, but will accept message")
 
@@ -1064,7 +1129,7 @@ class SMTPConnection(asyncio.Protocol):
     async def smtp_auth(self, arg: str) -> None:
         opts = self.options
         assert self.session is not None
-        if opts.auth is None:
+        if not opts.offers_auth:
             await self._reply(502, "5.5.1", "AUTH not available")
             return
         if not self.session.esmtp:
@@ -1099,6 +1164,14 @@ class SMTPConnection(asyncio.Protocol):
             if verdict.reply is not None:
                 await self._session_reply(verdict.reply, "auth")
                 return
+        checker: Auth = opts.auth_table
+        if self._bridge is not None:
+            reply = await self._bridge.command("AUTH", parts)
+            if reply is not None:
+                await self._session_reply(reply, "auth")
+                return
+            if opts.authenticator is not None:
+                checker = self._bridge.checker(mechanism)
 
         async def challenge(data: bytes) -> bytes:
             await self._reply(334, None, base64.b64encode(data).decode())
@@ -1111,7 +1184,7 @@ class SMTPConnection(asyncio.Protocol):
         try:
             outcome = await run_mechanism(
                 mechanism,
-                opts.auth_table,
+                checker,
                 parts[1] if len(parts) == 2 else None,
                 challenge,
                 opts.hostname,
@@ -1125,14 +1198,14 @@ class SMTPConnection(asyncio.Protocol):
         except _LineTooLong:
             await self._reply(500, "5.5.6", "Line too long")
             return
+        custom = self._bridge.authenticated(outcome.success) if self._bridge is not None else None
         if not outcome.success:
-            await self._session_reply(
-                Reply(535, "Authentication credentials invalid", "5.7.8"), "auth"
-            )
+            invalid = Reply(535, "Authentication credentials invalid", "5.7.8")
+            await self._session_reply(custom or invalid, "auth")
             return
         self.session.auth_mechanism = mechanism
         self.session.auth_user = outcome.user
-        await self._reply(235, "2.7.0", "Authentication successful")
+        await self._send_reply(custom or Reply(235, "Authentication successful", "2.7.0"))
 
     async def smtp_bdat(self, arg: str) -> None:
         await self._reply(502, "5.5.1", "BDAT (CHUNKING) not implemented; use DATA")

@@ -51,7 +51,7 @@ def test_run_settings_are_the_schema_settings_plus_the_plugins_own() -> None:
 def test_cli_has_one_argument_per_option() -> None:
     serve = _parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
     dests = [a.dest for a in serve._actions if a.dest not in ("help", "save_dir", "http", "token")]
-    assert dests == list(ServerOptions.names())
+    assert dests == [spec.name for spec in ServerOptions.schema() if not spec.python_only]
 
 
 def test_marker_help_and_docstring_name_every_option() -> None:

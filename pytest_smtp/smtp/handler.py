@@ -108,10 +108,17 @@ class HandlerBridge:
         """The aiosmtpd envelope of the current transaction (a fresh one at each MAIL)."""
         self._send = send
         self._auth_result: AuthResult | None = None
+        self._pushed = ""  # continuation lines pushed, waiting for their last line
 
     async def push(self, status: str) -> None:
-        """Send ``status`` now, as aiosmtpd's ``SMTP.push`` does."""
-        self._send(parse_status(status, "push"))
+        """Send ``status`` now, as aiosmtpd's ``SMTP.push`` does; continuation lines
+        (``"250-..."``) go out with the reply that completes them."""
+        text = self._pushed + status
+        if text.rstrip("\r\n").rsplit("\n", 1)[-1][3:4] == "-":
+            self._pushed = text.rstrip("\r\n") + "\r\n"
+            return
+        self._pushed = ""
+        self._send(parse_status(text, "push"))
 
     async def _call(self, command: str, *args: Any) -> Reply | None:
         hook = getattr(self.handler, f"handle_{command}", None) if self.handler else None
@@ -120,6 +127,9 @@ class HandlerBridge:
         status = await hook(self, self.session, self.envelope, *args)
         if status is MISSING:
             return None
+        pushed, self._pushed = self._pushed, ""
+        if isinstance(status, str):
+            status = pushed + status
         return parse_status(status, f"handle_{command}")
 
     # -- session ---------------------------------------------------------------------------

@@ -196,7 +196,11 @@ def test_the_capture_and_the_transaction_log_work_around_the_handler() -> None:
     with under_ours(handler, authenticator) as server:
         converse(server.address, DIALOGUE)
         [auth, first, second] = server.transactions
-        assert (auth.stage, auth.outcome, auth.reply.code) == ("auth", "rejected", 535)
+        assert (auth.stage, auth.outcome, str(auth.reply)) == (
+            "auth",
+            "rejected",
+            "535 5.7.8 Authentication credentials invalid",
+        )
         # The transaction keeps what the client sent and the replies it got.
         assert [(r.address, r.reply.code) for r in first.recipients] == [
             ("carol@blocked.test", 550),

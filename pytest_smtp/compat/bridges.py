@@ -112,7 +112,23 @@ class SmtpdConfig:
         return options
 
 
-class SmtpdFix:
+class _OnServer:
+    """An incumbent's fixture object over :attr:`server`, the SMTPServer underneath."""
+
+    server: SMTPServer
+
+    @property
+    def hostname(self) -> str:
+        """The address to connect to."""
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        """The port to connect to."""
+        return self.server.port
+
+
+class SmtpdFix(_OnServer):
     """What smtpdfix's ``smtpd`` fixture gives, on a pytest_smtp server (:attr:`server`)."""
 
     def __init__(self, factory: Factory, config: SmtpdConfig | None = None) -> None:
@@ -133,16 +149,6 @@ class SmtpdFix:
         self.server = self._factory(**options)
 
     @property
-    def hostname(self) -> str:
-        """The address to connect to."""
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        """The port to connect to."""
-        return self.server.port
-
-    @property
     def messages(self) -> list[email.message.Message]:
         """A copy of the messages received, as ``email.message.Message`` with ``X-MailFrom``,
         ``X-RcptTo`` and ``X-Peer`` headers."""
@@ -160,7 +166,7 @@ class MessageDetails:
             self.mail_options = list(message.mail_options)
 
 
-class LocalServerSMTP:
+class LocalServerSMTP(_OnServer):
     """What pytest-localserver's ``smtpserver`` fixture gives, on a pytest_smtp server."""
 
     def __init__(self, server: SMTPServer) -> None:
@@ -171,16 +177,6 @@ class LocalServerSMTP:
     def addr(self) -> tuple[str, int]:
         """``(host, port)`` to connect to."""
         return self.server.address
-
-    @property
-    def hostname(self) -> str:
-        """The bound address."""
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return self.server.port
 
     @property
     def outbox(self) -> list[email.message.Message]:

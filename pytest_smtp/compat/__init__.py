@@ -18,21 +18,9 @@ from __future__ import annotations
 
 import pytest
 
+from .bridges import INCUMBENTS, SMTPCompatWarning
+
 __all__ = ["INCUMBENTS", "SMTPCompatWarning", "active_incumbent"]
-
-#: fixture name -> (the incumbent's plugin name, its package, the pytest_smtp way).
-INCUMBENTS = {
-    "smtpd": ("smtpd", "smtpdfix", "smtp_server (smtp_server.host/.port/.mailbox)"),
-    "smtpserver": (
-        "localserver",
-        "pytest_localserver",
-        "smtp_server (smtp_server.address/.mailbox)",
-    ),
-}
-
-
-class SMTPCompatWarning(DeprecationWarning):
-    """A compatibility fixture was used: the message names the pytest_smtp fixture to use."""
 
 
 def active_incumbent(config: pytest.Config, fixture: str) -> str | None:

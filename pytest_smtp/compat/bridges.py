@@ -21,7 +21,30 @@ from ..mail import Message
 from ..smtp.options import OptionError, parse_bool
 from ..smtp.server import SMTPServer
 
-__all__ = ["LocalServerSMTP", "MessageDetails", "SmtpdConfig", "SmtpdFix", "smtpd_message"]
+__all__ = [
+    "INCUMBENTS",
+    "LocalServerSMTP",
+    "MessageDetails",
+    "SMTPCompatWarning",
+    "SmtpdConfig",
+    "SmtpdFix",
+    "smtpd_message",
+]
+
+#: fixture name -> (the incumbent's plugin name, its package, the pytest_smtp way).
+INCUMBENTS = {
+    "smtpd": ("smtpd", "smtpdfix", "smtp_server (smtp_server.host/.port/.mailbox)"),
+    "smtpserver": (
+        "localserver",
+        "pytest_localserver",
+        "smtp_server (smtp_server.address/.mailbox)",
+    ),
+}
+
+
+class SMTPCompatWarning(DeprecationWarning):
+    """A compatibility fixture was used: the message names the pytest_smtp fixture to use."""
+
 
 #: A function that starts a server with these options (the plugin's ``smtp_server_factory``).
 Factory = Callable[..., SMTPServer]

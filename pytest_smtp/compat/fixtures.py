@@ -11,8 +11,7 @@ import pytest
 from ..fixtures import SMTPServerFactory
 from ..smtp.options import OptionError
 from ..smtp.server import SMTPServer
-from . import INCUMBENTS, SMTPCompatWarning
-from .bridges import LocalServerSMTP, SmtpdFix
+from .bridges import INCUMBENTS, LocalServerSMTP, SMTPCompatWarning, SmtpdFix
 
 __all__ = ["localserver", "smtpd_plugin"]
 

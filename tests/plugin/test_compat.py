@@ -170,7 +170,8 @@ class Rejecting:
 @pytest.mark.smtp(handler=Rejecting())
 def test_marker(smtp_server):
     with smtplib.SMTP(*smtp_server.address) as client:
-        refused = client.sendmail("a@x.test", ["b@ok.test", "c@blocked.test"], "Subject: s\\r\\n\\r\\nx")
+        to = ["b@ok.test", "c@blocked.test"]
+        refused = client.sendmail("a@x.test", to, "Subject: s\\r\\n\\r\\nx")
     assert refused == {"c@blocked.test": (550, b"5.7.1 Blocked")}
     assert smtp_server.mailbox.one().rcpt_tos == ["b@ok.test"]
 

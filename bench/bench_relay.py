@@ -1,48 +1,226 @@
-"""Benchmark: messages per second end to end, submission -> relay -> MX, 1000 messages.
+"""Benchmark: relay throughput against Postfix, both measured in the same run, 1000 messages.
 
 A script, not a test:
-``.venv/bin/python bench/bench_relay.py [--messages N] [--tls] [--no-reuse] [--profile N]``.
-Eight aiosmtplib connections submit; the network delivers as mail arrives (``auto=True``), then
-again with everything submitted first and one ``run_until_idle()``; the clock stops when the
-last message is in the MX mailbox and every queue is empty. Each hop reuses its connection to
-the next hop within a delivery run (``--no-reuse``: one connection per message, as before).
-Compared with Postfix as a relay hop, ~350 msg/s on this machine (../shared/ANCHORS.md).
+``.venv/bin/python bench/bench_relay.py [--messages N] [--repeat R] [--no-reuse] [--profile N]``.
+
+Like with like. The load generator is Postfix's ``smtp-source`` (``-s SESSIONS -d``: that many
+parallel sessions, each carrying its messages one after another) and the sink is Postfix's
+``smtp-sink`` (one for the whole run; its ``-c`` counter says when the last message is in),
+both C programs, the same for both
+sides:
+
+- one relay hop, Postfix: ``smtp-source`` -> a private Postfix (:class:`Postfix`, queue on
+  disk, ``relayhost`` = the sink) -> ``smtp-sink``;
+- one relay hop, ours: ``smtp-source`` -> a :class:`MailNetwork` relay host (``auto=True``,
+  MX routing to the sink through :meth:`MailNetwork.add_external`) -> ``smtp-sink``;
+- the three-host chain, ours: ``smtp-source`` -> submission -> relay -> MX (filed there).
+
+Each figure runs with 1 and 8 sessions; the clock starts before ``smtp-source`` and stops
+when the sink has taken the last message (and every queue of ours is empty). Every repetition
+measures Postfix and ours back to back, so each ratio is taken within one run.
+Without Postfix installed, Postfix is skipped (one line says so) and ours runs with aiosmtplib
+submitters and a pytest_smtp server as the sink.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
+import shutil
+import socket
+import statistics
+import subprocess
+import threading
 import time
-
 import aiosmtplib
 
 from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.relay import MailNetwork
+from pytest_smtp.relay.postfix import Postfix, find_postfix
+from pytest_smtp.smtp.server import SMTPServer
 
-POSTFIX_RELAY = 350.0
-CONNECTIONS = 8
+SESSIONS = (1, 8)
+SINK_DOMAIN = "sink.test"
+SENDER = "alice@example.test"
+BODY_BYTES = 400  # smtp-source -l: payload after its own From/To/Date/Message-Id headers
+_SBIN = "/usr/sbin:/usr/lib/postfix/sbin:/sbin:/usr/local/sbin"
 
 
-async def _submit(address: tuple[str, int], count: int, start: int) -> None:
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=_SBIN)
+
+
+def _free_port(ip: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((ip, 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the sink -------------------------------------------------------------------------------
+class Sink:
+    """Where relayed mail ends: one ``smtp-sink`` at ``ip:port`` for the whole run, its
+    running counter (``-c``: updated at each end of data) read by a thread; or, without
+    Postfix, a pytest_smtp server. A context manager."""
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+        self.port = _free_port(ip)
+        self.binary = _tool("smtp-sink")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._server: SMTPServer | None = None
+        self._count = 0
+        self._changed = threading.Condition()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+    def __enter__(self) -> Sink:
+        if self.binary is None:
+            self._server = SMTPServer(host=self.ip, port=self.port).start()
+            return self
+        command = [self.binary, "-u", "postfix", "-c", f"{self.ip}:{self.port}", "256"]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, bufsize=0)
+        threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        _wait_listening(self.address, self._process)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        pending = b""
+        while chunk := process.stdout.read(4096):
+            *counters, pending = (pending + chunk).split(b"\r")
+            if counters:
+                with self._changed:
+                    self._count = int(counters[-1].rpartition(b"mesg=")[2])
+                    self._changed.notify_all()
+
+    def received(self) -> int:
+        """Messages the sink has taken so far."""
+        if self._server is not None:
+            return len(self._server.mailbox)
+        with self._changed:
+            return self._count
+
+    def wait(self, count: int, timeout: float = 600) -> None:
+        """Return when the sink has taken ``count`` messages in all."""
+        if self._server is not None:
+            self._server.mailbox.wait_for(count=count, timeout=timeout)
+            return
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._count >= count, timeout):
+                raise RuntimeError(f"the sink took {self._count} of {count} messages")
+
+
+def _wait_listening(address: tuple[str, int], process: subprocess.Popen[bytes]) -> None:
+    # A benchmark, not a test: poll until the freshly started sink accepts (it cannot tell).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"smtp-sink exited at start ({process.returncode})")
+        try:
+            with socket.create_connection(address, timeout=1) as sock:
+                sock.recv(512)
+                sock.sendall(b"QUIT\r\n")
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"smtp-sink did not listen on {address[0]}:{address[1]}")
+
+
+# -- the load -------------------------------------------------------------------------------
+def load(address: tuple[str, int], sessions: int, total: int, rcpt: str) -> None:
+    """Send ``total`` messages to ``address`` over ``sessions`` parallel sessions: with
+    ``smtp-source`` when installed, else with aiosmtplib."""
+    source = _tool("smtp-source")
+    if source is None:
+        asyncio.run(_submit_all(address, sessions, total, rcpt))
+        return
+    command = [source, "-s", str(sessions), "-m", str(total), "-d", "-l", str(BODY_BYTES)]
+    command += ["-M", "bench.test", "-f", SENDER, "-t", rcpt, f"{address[0]}:{address[1]}"]
+    done = subprocess.run(command, capture_output=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"smtp-source failed ({done.returncode}): {done.stderr.decode()}")
+
+
+async def _submit(address: tuple[str, int], count: int, rcpt: str) -> None:
     client = aiosmtplib.SMTP(hostname=address[0], port=address[1], local_hostname="bench.test")
     await client.connect()
-    for n in range(start, start + count):
-        text = (
-            f"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: m{n}\r\n"
-            f"Message-ID: <{n}@bench.test>\r\n\r\n" + "Some body text.\r\n" * 20
-        )
-        await client.sendmail("alice@example.test", [f"u{n % 50}@example.test"], text)
+    body = "Some body text.\r\n" * (BODY_BYTES // 17)
+    for n in range(count):
+        text = f"From: {SENDER}\r\nTo: {rcpt}\r\nSubject: m{n}\r\n\r\n{body}"
+        await client.sendmail(SENDER, [rcpt], text)
     await client.quit()
 
 
-async def _submit_all(address: tuple[str, int], total: int) -> None:
-    share = total // CONNECTIONS
-    counts = [share + (1 if i < total % CONNECTIONS else 0) for i in range(CONNECTIONS)]
-    starts = [sum(counts[:i]) for i in range(CONNECTIONS)]
-    await asyncio.gather(*(_submit(address, c, s) for c, s in zip(counts, starts, strict=True)))
+async def _submit_all(address: tuple[str, int], sessions: int, total: int, rcpt: str) -> None:
+    counts = [total // sessions + (1 if i < total % sessions else 0) for i in range(sessions)]
+    await asyncio.gather(*(_submit(address, c, rcpt) for c in counts if c))
+
+
+# -- the two sides --------------------------------------------------------------------------
+def postfix_hop(postfix: Postfix, sink: Sink, sessions: int, total: int) -> float:
+    """msg/s of ``smtp-source`` -> Postfix -> ``smtp-sink``."""
+    goal = sink.received() + total
+    began = time.perf_counter()
+    load(postfix.address, sessions, total, f"bob@{SINK_DOMAIN}")
+    sink.wait(goal)
+    return total / (time.perf_counter() - began)
+
+
+def our_hop(
+    net: MailNetwork,
+    sink: Sink,
+    sessions: int,
+    total: int,
+    profile: cProfile.Profile | None = None,
+) -> float:
+    """msg/s of ``smtp-source`` -> our relay host -> ``smtp-sink``."""
+    before = net.summary()["delivered"]
+    goal = sink.received() + total
+    _profiling(net, profile, True)
+    began = time.perf_counter()
+    load(net.host("relay.bench.test").address, sessions, total, f"bob@{SINK_DOMAIN}")
+    sink.wait(goal)
+    net.run_until_idle(timeout=600)
+    elapsed = time.perf_counter() - began
+    _profiling(net, profile, False)
+    delivered = net.summary()["delivered"] - before
+    assert delivered == total, f"only {delivered} of {total} messages left the relay"
+    return total / elapsed
+
+
+def our_chain(
+    net: MailNetwork, sessions: int, total: int, profile: cProfile.Profile | None = None
+) -> float:
+    """msg/s of ``smtp-source`` -> submission -> relay -> MX (filed)."""
+    mailbox = net.host("mx.example.test").mailbox
+    before = len(mailbox)
+    _profiling(net, profile, True)
+    began = time.perf_counter()
+    load(net.address, sessions, total, "bob@example.test")
+    net.run_until_idle(timeout=600)
+    elapsed = time.perf_counter() - began
+    _profiling(net, profile, False)
+    delivered = len(mailbox) - before
+    assert delivered == total, f"only {delivered} of {total} messages arrived"
+    return total / elapsed
+
+
+def add_hop(net: MailNetwork, sink: Sink) -> None:
+    """A relay host that relays for 127.0.0.0/8 and routes ``sink.test`` to the sink."""
+    net.add_relay("relay.bench.test", networks=["127.0.0.0/8"])
+    net.add_external("sink.bench.test", sink.address, domains=[SINK_DOMAIN])
 
 
 async def _set_profile(profile: cProfile.Profile, on: bool) -> None:
@@ -53,64 +231,18 @@ async def _set_profile(profile: cProfile.Profile, on: bool) -> None:
         profile.disable()
 
 
-def run(
-    total: int, tls: bool, auto: bool, reuse: bool = True, profile: cProfile.Profile | None = None
-) -> float:
-    with FakeDNS() as dns:
-        extra = {"tls": "starttls"} if tls else {}
-        with MailNetwork.simple(
-            dns, auto=auto, reuse_connections=reuse, relay=extra, mx=extra
-        ) as net:
-            if profile is not None:
-                net.engine.call(_set_profile(profile, True))
-            began = time.perf_counter()
-            asyncio.run(_submit_all(net.address, total))
-            net.run_until_idle(timeout=600)
-            elapsed = time.perf_counter() - began
-            if profile is not None:
-                net.engine.call(_set_profile(profile, False))
-            delivered = len(net.host("mx.example.test").mailbox)
-            assert delivered == total, f"only {delivered} of {total} messages arrived"
-            assert net.summary()["delivered"] == total
-        assert not net.errors, net.errors
-    return total / elapsed
+def _profiling(net: MailNetwork, profile: cProfile.Profile | None, on: bool) -> None:
+    if profile is not None:
+        net.engine.call(_set_profile(profile, on))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--tls", action="store_true", help="STARTTLS on the relay and MX")
-    parser.add_argument(
-        "--no-reuse", action="store_true", help="one connection per message and hop"
-    )
-    parser.add_argument(
-        "--profile",
-        type=int,
-        metavar="N",
-        default=0,
-        help="instead of timing, profile the engine thread (servers and MTAs) in each mode "
-        "and print its N costliest functions by own time, per message",
-    )
-    args = parser.parse_args()
-    reuse = not args.no_reuse
-    run(50, args.tls, True, reuse)  # warm up: TLS contexts, imports, DNS
-    if args.profile:
-        for auto in (True, False):
-            profile = cProfile.Profile()
-            rate = run(args.messages, args.tls, auto, reuse, profile)
-            mode = "deliver as it arrives" if auto else "submit all, then run_until_idle()"
-            print(f"profiled pass ({mode}): {rate:,.0f} msg/s under the profiler")
-            _print_profile(profile, args.messages, args.profile)
-        return
-    for auto in (True, False):
-        rate = run(args.messages, args.tls, auto, reuse)
-        mode = "deliver as it arrives" if auto else "submit all, then run_until_idle()"
-        print(
-            f"{args.messages} messages submission -> relay -> MX "
-            f"({'STARTTLS' if args.tls else 'plain'}, {mode}"
-            f"{'' if reuse else ', no connection reuse'}): {rate:,.0f} msg/s; "
-            f"Postfix relay hop ~{POSTFIX_RELAY:.0f} msg/s: x{rate / POSTFIX_RELAY:.2f}"
-        )
+# -- reporting ------------------------------------------------------------------------------
+def _spread(values: list[float], unit: str = "") -> str:
+    if not values:
+        return "n/a"
+    fmt = "{:,.0f}" if unit else "{:.2f}"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{fmt.format(mid)}{unit} ({fmt.format(low)}–{fmt.format(high)})"
 
 
 def _print_profile(profile: cProfile.Profile, messages: int, top: int) -> None:
@@ -126,6 +258,91 @@ def _print_profile(profile: cProfile.Profile, messages: int, top: int) -> None:
             f"{own / messages * 1e6:10.1f} {cumulative / messages * 1e6:10.1f} "
             f"{calls / messages:9.1f}  {where}"
         )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (default 3)")
+    parser.add_argument(
+        "--no-reuse", action="store_true", help="ours: one connection per message and hop"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        default=0,
+        help="instead of timing, profile the engine thread (servers and MTAs) for our hop and "
+        "chain with 8 sessions and print its N costliest functions by own time, per message",
+    )
+    args = parser.parse_args()
+    total, reuse = args.messages, not args.no_reuse
+    have_postfix = find_postfix() is not None and _tool("smtp-source") is not None
+    if not have_postfix:
+        print("Postfix is not installed (Debian package 'postfix'): Postfix skipped")
+    with contextlib.ExitStack() as stack:
+        dns = stack.enter_context(FakeDNS())
+        # One network: the chain (submission -> relay -> MX) and the hop (relay.bench.test).
+        net = stack.enter_context(MailNetwork.simple(dns, auto=True, reuse_connections=reuse))
+        # The sink gets its own loopback address (the network's hosts start at 127.0.0.2).
+        sink = stack.enter_context(Sink("127.0.0.250" if net.distinct_addresses else "127.0.0.1"))
+        add_hop(net, sink)
+        postfix = None
+        if have_postfix:
+            postfix = stack.enter_context(
+                Postfix("postfix.bench.test", main_cf={"relayhost": f"[{sink.ip}]:{sink.port}"})
+            )
+        # Warm up: imports, first connections, Postfix's daemons.
+        our_hop(net, sink, 8, 50)
+        our_chain(net, 8, 50)
+        if postfix is not None:
+            postfix_hop(postfix, sink, 8, 50)
+        if args.profile:
+            for name, run in (
+                ("one hop", lambda p: our_hop(net, sink, 8, total, p)),
+                ("three-host chain", lambda p: our_chain(net, 8, total, p)),
+            ):
+                profile = cProfile.Profile()
+                rate = run(profile)
+                print(f"profiled ({name}, 8 sessions): {rate:,.0f} msg/s under the profiler")
+                _print_profile(profile, total, args.profile)
+            return
+        figures: dict[str, list[float]] = {}
+        for rep in range(args.repeat):
+            for sessions in SESSIONS:
+                row = {}
+                if postfix is not None:
+                    row["postfix"] = postfix_hop(postfix, sink, sessions, total)
+                row["hop"] = our_hop(net, sink, sessions, total)
+                row["chain"] = our_chain(net, sessions, total)
+                for key, value in row.items():
+                    figures.setdefault(f"{key}/{sessions}", []).append(value)
+                if postfix is not None:
+                    for key in ("hop", "chain"):
+                        figures.setdefault(f"{key}÷postfix/{sessions}", []).append(
+                            row[key] / row["postfix"]
+                        )
+                print(
+                    f"run {rep + 1}, {sessions} session(s): "
+                    + ", ".join(f"{k} {v:,.0f} msg/s" for k, v in row.items())
+                    + (
+                        f"; hop ÷ Postfix {row['hop'] / row['postfix']:.2f}x, "
+                        f"chain ÷ Postfix {row['chain'] / row['postfix']:.2f}x"
+                        if "postfix" in row
+                        else ""
+                    )
+                )
+    print(
+        f"\n{total} messages, smtp-source -> relay -> smtp-sink, median (min–max) over "
+        f"{args.repeat} runs{'' if reuse else ', ours without connection reuse'}:"
+    )
+    for sessions in SESSIONS:
+        print(f"  {sessions} session(s):")
+        print(f"    Postfix relay hop:          {_spread(figures.get(f'postfix/{sessions}', []), ' msg/s')}")  # fmt: skip
+        print(f"    pytest_smtp relay hop:      {_spread(figures[f'hop/{sessions}'], ' msg/s')}")
+        print(f"    pytest_smtp 3-host chain:   {_spread(figures[f'chain/{sessions}'], ' msg/s')}")
+        print(f"    hop ÷ Postfix hop:          {_spread(figures.get(f'hop÷postfix/{sessions}', []))}x")  # fmt: skip
+        print(f"    chain ÷ Postfix hop:        {_spread(figures.get(f'chain÷postfix/{sessions}', []))}x")  # fmt: skip
 
 
 if __name__ == "__main__":

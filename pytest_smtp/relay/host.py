@@ -136,6 +136,10 @@ class Surroundings(Protocol):
         ``ip`` (and ``port``), or None."""
         ...
 
+    def external(self, ip: str, port: int) -> str | None:
+        """The name of a server outside the network at ``ip:port``, or None."""
+        ...
+
 
 class HostMTA:
     """The mail transfer agent behind one :class:`Host` of a network.
@@ -564,6 +568,14 @@ class HostMTA:
             self.book.forget(item.id)
 
     def _dropped(self, journey: Journey, peer: Peer | None) -> None:
+        outside = self.network.external(peer.target.ip, peer.target.port) if peer else None
+        if outside is not None:  # handed to a server outside the network: the journey ends
+            journey.status = "delivered"
+            journey.status_code = (journey.reply.enhanced if journey.reply else None) or "2.0.0"
+            journey.host = outside
+            journey.hops.append(outside)
+            journey._event(outside, "delivered", "accepted; leaves the network (external server)")
+            return
         hop = self.network.foreign_hop(peer.target.ip, peer.target.port) if peer else None
         if hop is not None:  # queued in a real Postfix: followed again when it hands it on
             journey.host = hop

@@ -129,6 +129,7 @@ class MailNetwork:
         self._next_ip = 2
         self._ports: dict[str, int] = {}
         self._postfix: dict[str, PostfixHop] = {}
+        self._external: dict[tuple[str, int], str] = {}
         self._book = JourneyBook()
         self._mtas: list[HostMTA] = []
         self._pump: asyncio.Task[None] | None = None
@@ -323,6 +324,40 @@ class MailNetwork:
         self._postfix[f"{hop.host}:{hop.port}"] = hop
         self.dns.add_a(key, hop.host)
         return hop
+
+    def add_external(
+        self, name: str, address: tuple[str, int], *, domains: Iterable[str] = ()
+    ) -> None:
+        """Route to a server this network does not run (``smtp-sink``, another MTA) listening
+        at ``address``: an A record for ``name`` and ``MX 10 name`` for each of ``domains``.
+
+        Mail a host hands to it leaves the network: its journey ends ``delivered`` at
+        ``name`` (an event says it left), with no captured message. ``address`` must be a
+        loopback address no host of the network uses (with shared addresses, 127.0.0.1)."""
+        self._check_open()
+        key = name.lower().rstrip(".")
+        if not key or "@" in key or " " in key or key in self.hosts:
+            raise ValueError(f"a new host name looks like 'sink.example.test', not {name!r}")
+        ip, port = address[0], int(address[1])
+        if self.distinct_addresses:
+            if ip in self._ports:
+                raise ValueError(f"{ip} is already an address of this network's hosts")
+            self._ports[ip] = port
+        elif ip != "127.0.0.1":
+            raise ValueError(
+                f"this network's hosts share 127.0.0.1 (distinct loopback addresses are not "
+                f"available here): an external server must listen there too, not on {ip}"
+            )
+        else:
+            self._ports[key] = port
+        self._external[(ip, port)] = key
+        self.dns.add_a(key, ip)
+        for domain in domains:
+            self.dns.add_mx(domain, key, 10)
+
+    def external(self, ip: str, port: int) -> str | None:
+        """The name of the server at ``ip:port`` added with :meth:`add_external`, or None."""
+        return self._external.get((ip, port))
 
     def _allocate_ip(self) -> str:
         if not self.distinct_addresses:

@@ -74,7 +74,7 @@ def test_external_names_and_addresses_are_checked(
         with pytest.raises(ValueError, match="already an address"):
             net.add_external("other.outside.test", net.host(RELAY).address)
     else:
-        with pytest.raises(ValueError, match="share 127.0.0.1"):
+        with pytest.raises(ValueError, match=r"share 127\.0\.0\.1"):
             net.add_external("other.outside.test", ("127.0.0.9", 25))
     assert net.external(*server.address) == OUTSIDE
     assert net.external("127.0.0.9", 25) is None

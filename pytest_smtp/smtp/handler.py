@@ -1,6 +1,6 @@
 """aiosmtpd handlers on the capturing server: the ``handler`` and ``authenticator`` options.
 
-An aiosmtpd handler is an object with async ``handle_XXX(server, session, envelope, ...)``
+An aiosmtpd handler is an object with async ``handle_<VERB>(server, session, envelope, ...)``
 hooks. :class:`HandlerBridge` keeps one aiosmtpd :class:`~aiosmtpd.smtp.Session` per
 connection and one :class:`~aiosmtpd.smtp.Envelope` per transaction in step with the
 connection's own records, calls the hooks with aiosmtpd's signatures, and turns what they

@@ -11,8 +11,8 @@ from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.relay import (
     MailNetwork,
     assert_bounced,
-    assert_deferred,
     assert_delivered,
+    assert_queued,
     parse_dsn,
 )
 
@@ -114,7 +114,7 @@ def test_all_mx_down_defers(network: MailNetwork) -> None:
         network.host(name).faults.reply("connect", 421, "Too busy")
     send(network, "carol@other.test")
     network.run_until_idle()
-    journey = assert_deferred(network, "carol@other.test", status="4.4.1")
+    journey = assert_queued(network, "carol@other.test", status="4.4.1")
     assert journey.host == RELAY
     assert "mx1.other.test" in (journey.diagnostic or "")
 
@@ -177,12 +177,12 @@ def test_servfail_defers_then_delivers(network: MailNetwork, smtp_dns: FakeDNS) 
     fault = smtp_dns.fault("other.test", "MX", "servfail")
     send(network, "carol@other.test")
     network.run_until_idle()
-    journey = assert_deferred(network, "carol@other.test", status="4.4.3")
+    journey = assert_queued(network, "carol@other.test", status="4.4.3")
     assert journey.next_attempt == network.clock.at(300)
     smtp_dns.clear_faults()
     assert fault.hits >= 1
     network.advance(minutes=4)
-    assert_deferred(network, "carol@other.test")
+    assert_queued(network, "carol@other.test")
     network.advance(minutes=1)
     assert_delivered(network, "carol@other.test")
 
@@ -190,7 +190,7 @@ def test_servfail_defers_then_delivers(network: MailNetwork, smtp_dns: FakeDNS) 
 def test_name_outside_the_fake_zones_is_refused_and_deferred(network: MailNetwork) -> None:
     send(network, "erin@unknown.test")
     network.run_until_idle()
-    assert_deferred(network, "erin@unknown.test", status="4.4.3")
+    assert_queued(network, "erin@unknown.test", status="4.4.3")
 
 
 def test_dns_timeout_defers(smtp_dns: FakeDNS) -> None:
@@ -200,7 +200,7 @@ def test_dns_timeout_defers(smtp_dns: FakeDNS) -> None:
         smtp_dns.fault("other.test", "MX", "timeout")
         send(net, "carol@other.test")
         net.run_until_idle()
-        assert_deferred(net, "carol@other.test", status="4.4.3")
+        assert_queued(net, "carol@other.test", status="4.4.3")
 
 
 def test_null_mx_bounces_without_address_lookup(network: MailNetwork, smtp_dns: FakeDNS) -> None:
@@ -224,7 +224,7 @@ def test_relay_in_mx_list_drops_itself_and_worse(network: MailNetwork, smtp_dns:
     network.host("mx1.loop.test").server.stop()
     send(network, "gina@loop.test")
     network.run_until_idle()
-    journey = assert_deferred(network, "gina@loop.test")
+    journey = assert_queued(network, "gina@loop.test")
     assert len(network.host("mx3.loop.test").mailbox) == 0, "worse than itself: never tried"
     assert journey.host == RELAY
 
@@ -311,7 +311,7 @@ async def test_async_api_from_another_loop(network: MailNetwork) -> None:
         local_hostname="client.test",
     )
     await network.run_until_idle_async()
-    assert_deferred(network, "bob@example.test", subject="later")
+    assert_queued(network, "bob@example.test", subject="later")
     await network.advance_async(minutes=5)
     assert_delivered(network, "bob@example.test", subject="later")
 

@@ -13,9 +13,9 @@ from pytest_smtp.relay import (
     MailNetwork,
     RetryPolicy,
     assert_bounced,
-    assert_deferred,
     assert_delivered,
-    assert_dropped,
+    assert_discarded,
+    assert_queued,
     parse_dsn,
 )
 
@@ -55,7 +55,7 @@ def test_partial_success_splits_per_recipient(network: MailNetwork) -> None:
     assert_delivered(network, "ok@other.test")
     bounced = assert_bounced(network, "gone@other.test", status="5.1.1", dsn=True)
     assert bounced.reply is not None and bounced.reply.code == 550
-    deferred = assert_deferred(network, "later@other.test", status="4.7.1")
+    deferred = assert_queued(network, "later@other.test", status="4.7.1")
     assert deferred.next_attempt == network.clock.at(300)
     message = network.host("mx.other.test").mailbox.one()
     assert message.rcpt_tos == ["ok@other.test"]
@@ -88,7 +88,7 @@ def test_dropped_at_a_hop(network: MailNetwork) -> None:
     network.host("mx.other.test").faults.drop()
     send(network.address, "carol@other.test")
     network.run_until_idle()
-    journey = assert_dropped(network, "carol@other.test", at="mx.other.test")
+    journey = assert_discarded(network, "carol@other.test", at="mx.other.test")
     assert journey.hops == [SUB, RELAY, "mx.other.test"]
     assert len(network.host("mx.other.test").mailbox) == 0
 
@@ -98,9 +98,9 @@ def test_greylisting_across_hops(network: MailNetwork) -> None:
     network.host("mx.other.test").faults.sequence("rcpt", [451, 451, "accept"])
     send(network.address, "carol@other.test")
     network.run_until_idle()
-    assert_deferred(network, "carol@other.test", status="4.7.1")
+    assert_queued(network, "carol@other.test", status="4.7.1")
     network.advance(minutes=5)
-    assert_deferred(network, "carol@other.test")
+    assert_queued(network, "carol@other.test")
     network.advance(minutes=10)
     journey = assert_delivered(network, "carol@other.test")
     deferrals = [e for e in journey.events if e.kind == "deferred"]
@@ -114,7 +114,7 @@ def test_advance_runs_each_retry_at_its_time(smtp_dns: FakeDNS) -> None:
         net.host(MX).faults.defer("rcpt")
         send(net.address, "bob@example.test")
         net.advance(minutes=10)
-        journey = assert_deferred(net, "bob@example.test")
+        journey = assert_queued(net, "bob@example.test")
         times = [e.at for e in journey.events if e.kind == "deferred"]
         assert times == [0, 60, 180, 420]  # +60, +120, +240, capped at 240
         assert net.clock.time() == 600
@@ -127,7 +127,7 @@ def test_lifetime_expiry_bounces_with_the_last_status(smtp_dns: FakeDNS) -> None
         net.host("mx.other.test").faults.defer("rcpt", 450, "Mailbox busy", enhanced="4.2.1")
         send(net.address, "carol@other.test")
         net.advance(minutes=59)
-        assert_deferred(net, "carol@other.test", status="4.2.1")
+        assert_queued(net, "carol@other.test", status="4.2.1")
         net.advance(hours=1)
         journey = assert_bounced(net, "carol@other.test", status="4.2.1", dsn=True)
         assert "Mailbox busy" in (journey.diagnostic or "")
@@ -141,7 +141,7 @@ def test_default_lifetime_is_five_days(network: MailNetwork) -> None:
     network.host("mx.other.test").faults.defer("rcpt")
     send(network.address, "carol@other.test")
     network.advance(days=4, hours=23)
-    assert_deferred(network, "carol@other.test")
+    assert_queued(network, "carol@other.test")
     network.advance(hours=3)
     assert_bounced(network, "carol@other.test", status="4.7.1")
 
@@ -153,7 +153,7 @@ def test_delay_warning_dsn(smtp_dns: FakeDNS) -> None:
         net.host("mx.other.test").faults.defer("rcpt")
         send(net.address, "carol@other.test", rcpt_options=("NOTIFY=DELAY,FAILURE",))
         net.advance(hours=5)
-        journey = assert_deferred(net, "carol@other.test")
+        journey = assert_queued(net, "carol@other.test")
         assert journey.report is not None
         block = journey.report.recipient("carol@other.test")
         assert (block.action, block.status) == ("delayed", "4.7.1")

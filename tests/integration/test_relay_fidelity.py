@@ -16,8 +16,8 @@ from pytest_smtp.relay import (
     MailNetwork,
     RetryPolicy,
     assert_bounced,
-    assert_deferred,
     assert_delivered,
+    assert_queued,
     parse_dsn,
 )
 from pytest_smtp.relay.queue import VirtualClock
@@ -94,7 +94,7 @@ def test_connection_refused_then_4xx_stays_queued_with_the_servers_reply(
     network.host(MX2).server.stop()
     send(network.address, "carol@other.test")
     network.run_until_idle()
-    journey = assert_deferred(network, "carol@other.test", status="4.2.1")
+    journey = assert_queued(network, "carol@other.test", status="4.2.1")
     assert journey.host == RELAY
     assert "Mailbox busy" in (journey.diagnostic or "")
 
@@ -112,7 +112,7 @@ def test_every_mx_deferring_keeps_the_recipient_queued(network: MailNetwork) -> 
     network.host(MX2).faults.defer("rcpt", 452, "Too many", enhanced="4.5.3")
     send(network.address, "carol@other.test")
     network.run_until_idle()
-    journey = assert_deferred(network, "carol@other.test", status="4.5.3")
+    journey = assert_queued(network, "carol@other.test", status="4.5.3")
     assert "Too many" in (journey.diagnostic or ""), "the last MX's reply is kept"
     assert journey.next_attempt == network.clock.at(300)
 
@@ -150,7 +150,7 @@ def test_expiry_keeps_the_last_status_and_diagnostic(
         cause(net, smtp_dns)
         send(net.address, "carol@other.test")
         net.advance(minutes=59)
-        assert_deferred(net, "carol@other.test", status=status)
+        assert_queued(net, "carol@other.test", status=status)
         net.advance(hours=1)
         journey = assert_bounced(net, "carol@other.test", status=status, dsn=True)
         assert journey.report is not None

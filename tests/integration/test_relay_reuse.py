@@ -10,7 +10,7 @@ import smtplib
 import pytest
 
 from pytest_smtp.fakedns import FakeDNS
-from pytest_smtp.relay import MailNetwork, assert_deferred, assert_delivered, assert_dropped
+from pytest_smtp.relay import MailNetwork, assert_delivered, assert_discarded, assert_queued
 from pytest_smtp.relay.mta import ConnectionCache, Target, deliver
 from pytest_smtp.relay.queue import QueuedRecipient, QueueItem
 
@@ -94,7 +94,7 @@ def test_hop_dropping_the_session_mid_batch_loses_nothing(smtp_dns: FakeDNS) -> 
         hit = {"u3@example.test", "u6@example.test", "u9@example.test"}
         for rcpt in rcpts:
             if rcpt in hit:
-                assert_deferred(net, rcpt)
+                assert_queued(net, rcpt)
             else:
                 assert_delivered(net, rcpt, via=[SUB, RELAY, MX])
         assert net.outcome("u6@example.test").status_code == "4.3.2"
@@ -120,7 +120,7 @@ def test_a_message_dropped_on_a_shared_session_is_told_apart(smtp_dns: FakeDNS) 
         submit(net, rcpts)
         net.run_until_idle()
         assert len(net.host(MX).server.sessions) == 1
-        dropped = assert_dropped(net, "u1@example.test", at=MX)
+        dropped = assert_discarded(net, "u1@example.test", at=MX)
         assert dropped.events[-1].detail == "accepted (250) and discarded"
         for rcpt in ("u0@example.test", "u2@example.test"):
             assert_delivered(net, rcpt, via=[SUB, RELAY, MX])

@@ -74,6 +74,23 @@ def _names(via: Sequence[str]) -> list[str]:
     return [v.lower().rstrip(".") for v in via]
 
 
+def _expect(
+    network: MailNetwork,
+    rcpt: str,
+    subject: str | None,
+    status: str,
+    wanted: str,
+    fits: Callable[[Journey], bool],
+) -> Journey:
+    """The first journey to ``rcpt`` (with ``subject``) of ``status`` that ``fits``; otherwise
+    the failure that lists what the network did with ``rcpt``."""
+    __tracebackhide__ = True
+    for journey in _candidates(network, rcpt, subject):
+        if journey.status == status and fits(journey):
+            return journey
+    raise _fail(network, rcpt, wanted, subject)
+
+
 def assert_delivered(
     network: MailNetwork,
     rcpt: str,
@@ -84,14 +101,11 @@ def assert_delivered(
     """``rcpt`` got the message in its mailbox; with ``via``, through exactly those hosts
     (every host that accepted it, first hop to final MX, in order)."""
     __tracebackhide__ = True
-    wanted = "delivered" + (f" via {' -> '.join(_names(via))}" if via is not None else "")
-    for journey in _candidates(network, rcpt, subject):
-        if journey.status != "delivered":
-            continue
-        if via is not None and journey.hops != _names(via):
-            continue
-        return journey
-    raise _fail(network, rcpt, wanted, subject)
+    hops = _names(via) if via is not None else None
+    wanted = "delivered" + (f" via {' -> '.join(hops)}" if hops is not None else "")
+    return _expect(
+        network, rcpt, subject, "delivered", wanted, lambda j: hops is None or j.hops == hops
+    )
 
 
 def assert_bounced(
@@ -109,17 +123,15 @@ def assert_bounced(
     wanted = "bounced" + (f" with status {status}" if status else "")
     if dsn is not None:
         wanted += ", with a DSN delivered to the sender" if dsn else ", without a DSN"
-    for journey in _candidates(network, rcpt, subject):
-        if journey.status != "bounced":
-            continue
+
+    def fits(journey: Journey) -> bool:
         if status is not None and not _status_matches(status, journey.status_code):
-            continue
+            return False
         if dsn is True and journey.dsn is None:
-            continue
-        if dsn is False and journey.dsn_raw is not None:
-            continue
-        return journey
-    raise _fail(network, rcpt, wanted, subject)
+            return False
+        return not (dsn is False and journey.dsn_raw is not None)
+
+    return _expect(network, rcpt, subject, "bounced", wanted, fits)
 
 
 def assert_queued(
@@ -134,13 +146,14 @@ def assert_queued(
     No waiting: call ``network.run_until_idle()`` first."""
     __tracebackhide__ = True
     wanted = "deferred" + (f" with status {status}" if status else "")
-    for journey in _candidates(network, rcpt, subject):
-        if journey.status != "deferred":
-            continue
-        if status is not None and not _status_matches(status, journey.status_code):
-            continue
-        return journey
-    raise _fail(network, rcpt, wanted, subject)
+    return _expect(
+        network,
+        rcpt,
+        subject,
+        "deferred",
+        wanted,
+        lambda j: status is None or _status_matches(status, j.status_code),
+    )
 
 
 def assert_discarded(
@@ -154,13 +167,10 @@ def assert_discarded(
     status ``"dropped"``); ``at``: that host."""
     __tracebackhide__ = True
     wanted = "dropped" + (f" at {at}" if at else "")
-    for journey in _candidates(network, rcpt, subject):
-        if journey.status != "dropped":
-            continue
-        if at is not None and journey.host != at.lower().rstrip("."):
-            continue
-        return journey
-    raise _fail(network, rcpt, wanted, subject)
+    host = at.lower().rstrip(".") if at is not None else None
+    return _expect(
+        network, rcpt, subject, "dropped", wanted, lambda j: host is None or j.host == host
+    )
 
 
 def _deprecated_alias(new: Callable[P, Journey], old: str) -> Callable[P, Journey]:

@@ -133,21 +133,11 @@ class Journey:
         self._load_headers()
         return self._subject
 
-    @subject.setter
-    def subject(self, value: str | None) -> None:
-        self._load_headers()
-        self._subject = value
-
     @property
     def message_id(self) -> str | None:
         """The message's ``Message-ID:`` as the first hop received it (None when absent)."""
         self._load_headers()
         return self._message_id
-
-    @message_id.setter
-    def message_id(self, value: str | None) -> None:
-        self._load_headers()
-        self._message_id = value
 
     @property
     def delivered(self) -> bool:

@@ -203,3 +203,73 @@ def parse_params(text: str, *, utf8: bool = False) -> list[tuple[str, str | None
         seen.add(upper)
         result.append((upper, value if eq else None))
     return result
+
+
+def check_mail_params(
+    params: list[tuple[str, str | None]],
+    address: str,
+    *,
+    max_size: int | None,
+    smtputf8: bool,
+    dsn: bool,
+    auth_offered: bool,
+) -> None:
+    """Check the parameters of ``MAIL FROM`` (from :func:`parse_params`) against what the
+    server offers: SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET/ENVID (RFC 3461),
+    AUTH (RFC 4954 §5). An unknown or unoffered keyword is ``555 5.5.4`` (RFC 5321 §4.1.1.11);
+    a bad value is ``501 5.5.4``; a non-ASCII address without SMTPUTF8 is ``553 5.6.7``."""
+    names = {k for k, _ in params}
+    for key, value in params:
+        if key == "SIZE":
+            if value is None or not value.isdigit():
+                raise EnvelopeSyntaxError(501, "5.5.4", "SIZE needs a number of octets")
+            if max_size and int(value) > max_size:
+                raise EnvelopeSyntaxError(
+                    552, "5.3.4", f"Message size exceeds fixed limit of {max_size} octets"
+                )
+        elif key == "BODY":
+            if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                raise EnvelopeSyntaxError(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
+        elif key == "SMTPUTF8":
+            if value is not None:
+                raise EnvelopeSyntaxError(501, "5.5.4", "SMTPUTF8 takes no value")
+            if not smtputf8:
+                raise EnvelopeSyntaxError(555, "5.5.4", "SMTPUTF8 is not enabled here")
+        elif key in ("RET", "ENVID") and not dsn:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported MAIL parameter {key} (no DSN)")
+        elif key == "RET":
+            if value is None or value.upper() not in ("FULL", "HDRS"):
+                raise EnvelopeSyntaxError(501, "5.5.4", "RET must be FULL or HDRS")
+        elif key == "ENVID":
+            if value is None or len(value) > 100:
+                raise EnvelopeSyntaxError(501, "5.5.4", "ENVID needs a value of 1 to 100 chars")
+        elif key == "AUTH":
+            if not auth_offered:
+                # RFC 5321 §4.1.1.11 / RFC 4954 §5: the parameter of an extension not offered.
+                raise EnvelopeSyntaxError(
+                    555, "5.5.4", "Unsupported MAIL parameter AUTH (AUTH is not offered)"
+                )
+            check_auth_param(value)
+        else:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported MAIL parameter {key}")
+    if not address.isascii() and "SMTPUTF8" not in names:
+        raise EnvelopeSyntaxError(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
+
+
+def check_rcpt_params(params: list[tuple[str, str | None]], *, dsn: bool) -> None:
+    """Check the parameters of ``RCPT TO``: NOTIFY and ORCPT (RFC 3461 §4) when DSN is offered;
+    anything else is ``555 5.5.4``, a bad value ``501 5.5.4``."""
+    for key, value in params:
+        if key in ("NOTIFY", "ORCPT") and not dsn:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key} (no DSN)")
+        if key == "NOTIFY":
+            items = {item.upper() for item in (value or "").split(",")}
+            if not value or not (items == {"NEVER"} or items <= {"SUCCESS", "FAILURE", "DELAY"}):
+                raise EnvelopeSyntaxError(
+                    501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS,FAILURE,DELAY"
+                )
+        elif key == "ORCPT":
+            if value is None or ";" not in value:
+                raise EnvelopeSyntaxError(501, "5.5.4", "ORCPT must be addr-type;address")
+        else:
+            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key}")

@@ -19,7 +19,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
-from .address import EnvelopeSyntaxError, check_auth_param, parse_params, parse_path
+from .address import (
+    EnvelopeSyntaxError,
+    check_mail_params,
+    check_rcpt_params,
+    parse_params,
+    parse_path,
+)
 from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
 
 if TYPE_CHECKING:
@@ -761,7 +767,14 @@ class SMTPConnection(asyncio.Protocol):
             params = parse_params(path.rest, utf8=opts.smtputf8) if path.rest else []
             if params and not self.session.esmtp:
                 raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
-            self._check_mail_params(params, path.address)
+            check_mail_params(
+                params,
+                path.address,
+                max_size=opts.max_size,
+                smtputf8=opts.smtputf8,
+                dsn=opts.dsn,
+                auth_offered=self._auth_offered(),
+            )
         except EnvelopeSyntaxError as exc:
             await self._respond(Reply(exc.code, exc.text, exc.enhanced), finish="mail")
             return
@@ -784,49 +797,6 @@ class SMTPConnection(asyncio.Protocol):
         txn.stage = "rcpt"
         await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
 
-    def _check_mail_params(self, params: list[tuple[str, str | None]], address: str) -> None:
-        opts = self.options
-        names = {k for k, _ in params}
-        for key, value in params:
-            if key == "SIZE":
-                if value is None or not value.isdigit():
-                    raise EnvelopeSyntaxError(501, "5.5.4", "SIZE needs a number of octets")
-                if opts.max_size and int(value) > opts.max_size:
-                    raise EnvelopeSyntaxError(
-                        552, "5.3.4", f"Message size exceeds fixed limit of {opts.max_size} octets"
-                    )
-            elif key == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    raise EnvelopeSyntaxError(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
-            elif key == "SMTPUTF8":
-                if value is not None:
-                    raise EnvelopeSyntaxError(501, "5.5.4", "SMTPUTF8 takes no value")
-                if not opts.smtputf8:
-                    raise EnvelopeSyntaxError(555, "5.5.4", "SMTPUTF8 is not enabled here")
-            elif key in ("RET", "ENVID") and not opts.dsn:
-                raise EnvelopeSyntaxError(
-                    555, "5.5.4", f"Unsupported MAIL parameter {key} (no DSN)"
-                )
-            elif key == "RET":
-                if value is None or value.upper() not in ("FULL", "HDRS"):
-                    raise EnvelopeSyntaxError(501, "5.5.4", "RET must be FULL or HDRS")
-            elif key == "ENVID":
-                if value is None or len(value) > 100:
-                    raise EnvelopeSyntaxError(501, "5.5.4", "ENVID needs a value of 1 to 100 chars")
-            elif key == "AUTH":
-                if not self._auth_offered():
-                    # RFC 5321 §4.1.1.11 / RFC 4954 §5: the parameter of an extension not offered.
-                    raise EnvelopeSyntaxError(
-                        555, "5.5.4", "Unsupported MAIL parameter AUTH (AUTH is not offered)"
-                    )
-                check_auth_param(value)
-            else:
-                raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported MAIL parameter {key}")
-        if not address.isascii() and "SMTPUTF8" not in names:
-            raise EnvelopeSyntaxError(
-                553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter"
-            )
-
     async def smtp_rcpt(self, arg: str) -> None:
         txn = self.txn
         if txn is None or txn.mail_from is None:
@@ -843,7 +813,7 @@ class SMTPConnection(asyncio.Protocol):
             assert self.session is not None
             if params and not self.session.esmtp:
                 raise EnvelopeSyntaxError(501, "5.5.4", "Parameters need EHLO, not HELO")
-            _check_rcpt_params(params, dsn=self.options.dsn)
+            check_rcpt_params(params, dsn=self.options.dsn)
         except EnvelopeSyntaxError as exc:
             reply = Reply(exc.code, exc.text, exc.enhanced)
             txn.recipients.append(RecipientResult(address, [], reply))
@@ -1218,23 +1188,6 @@ def _outcome_for(reply: Reply | int) -> str:
     if code >= 500:
         return "rejected"
     return "aborted"
-
-
-def _check_rcpt_params(params: list[tuple[str, str | None]], *, dsn: bool) -> None:
-    for key, value in params:
-        if key in ("NOTIFY", "ORCPT") and not dsn:
-            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key} (no DSN)")
-        if key == "NOTIFY":
-            items = {item.upper() for item in (value or "").split(",")}
-            if not value or not (items == {"NEVER"} or items <= {"SUCCESS", "FAILURE", "DELAY"}):
-                raise EnvelopeSyntaxError(
-                    501, "5.5.4", "NOTIFY must be NEVER or a list of SUCCESS,FAILURE,DELAY"
-                )
-        elif key == "ORCPT":
-            if value is None or ";" not in value:
-                raise EnvelopeSyntaxError(501, "5.5.4", "ORCPT must be addr-type;address")
-        else:
-            raise EnvelopeSyntaxError(555, "5.5.4", f"Unsupported RCPT parameter {key}")
 
 
 def _line_defects(body: bytes) -> list[str]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         from typing_extensions import Unpack
 
 _Item = TypeVar("_Item")
+_Part = TypeVar("_Part")
 
 __all__ = [
     "assert_aborted",
@@ -89,28 +90,26 @@ def _listing(title: str, lines: list[str], nothing: str) -> str:
     return "\n".join([title, *(f"  {line}" for line in lines)])
 
 
-def _mailbox_of(target: object, helper: str) -> Mailbox:
-    if isinstance(target, Mailbox):
+def _part_of(target: object, kind: type[_Part], attribute: str, helper: str) -> _Part:
+    """``target`` itself when it is a ``kind``, else its ``attribute`` (an SMTPServer's
+    ``.mailbox`` or ``.transactions``); a clear TypeError for anything else."""
+    if isinstance(target, kind):
         return target
-    mailbox = getattr(target, "mailbox", None)
-    if isinstance(mailbox, Mailbox):
-        return mailbox
+    part = getattr(target, attribute, None)
+    if isinstance(part, kind):
+        return part
     raise TypeError(
-        f"{helper}() needs a Mailbox or an object with a .mailbox (such as an SMTPServer), "
-        f"got {type(target).__name__}"
+        f"{helper}() needs a {kind.__name__} or an object with a .{attribute} (such as an "
+        f"SMTPServer), got {type(target).__name__}"
     )
+
+
+def _mailbox_of(target: object, helper: str) -> Mailbox:
+    return _part_of(target, Mailbox, "mailbox", helper)
 
 
 def _log_of(target: object, helper: str) -> TransactionLog:
-    if isinstance(target, TransactionLog):
-        return target
-    log = getattr(target, "transactions", None)
-    if isinstance(log, TransactionLog):
-        return log
-    raise TypeError(
-        f"{helper}() needs a TransactionLog or an object with a .transactions (such as an "
-        f"SMTPServer), got {type(target).__name__}"
-    )
+    return _part_of(target, TransactionLog, "transactions", helper)
 
 
 def _captured(messages: list[Message], match: Filter[Message] | None = None) -> str:

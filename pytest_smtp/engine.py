@@ -97,12 +97,7 @@ class Engine:
                 "Engine.call() blocks and cannot be used on the engine's own loop; await the "
                 "coroutine instead"
             )
-        try:
-            self._check()
-        except EngineError:
-            coro.close()
-            raise
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future = self._schedule(coro)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -113,13 +108,17 @@ class Engine:
         """Await ``coro`` on the engine's loop from any other event loop (or the same one)."""
         if self.in_loop():
             return await coro
+        return await asyncio.wrap_future(self._schedule(coro))
+
+    def _schedule(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """``coro`` handed to the running loop; closed (never awaited) when the engine is not
+        running, so no "coroutine was never awaited" warning follows the :class:`EngineError`."""
         try:
             self._check()
         except EngineError:
             coro.close()
             raise
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return await asyncio.wrap_future(future)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule a plain callback on the engine's loop from any thread."""

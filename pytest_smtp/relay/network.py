@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import get_engine
 from ..mail import Message
+from ..smtp.options import positive_seconds
 from ..smtp.server import SMTPServer
 from ..smtp.tls import default_ca
 from .host import Host, HostMTA
@@ -98,8 +99,7 @@ class MailNetwork:
         clock: VirtualClock | None = None,
         distinct_addresses: bool | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        timeout = positive_seconds("timeout", timeout)
         if hop_limit < 1:
             raise ValueError(f"hop_limit must be 1 or more, not {hop_limit!r}")
         if concurrency < 1:

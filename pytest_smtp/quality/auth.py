@@ -45,8 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 if TYPE_CHECKING:
-    from pytest_smtp.fakedns import FakeDNS
-    from pytest_smtp.mail import Message
+    from ._inputs import CheckedMessage, TXTPublisher
 
 __all__ = [
     "ARCVerdict",
@@ -441,7 +440,10 @@ def _dmarc_record(resolver: _Resolver, domain: str) -> tuple[str | None, str | N
 
 
 def _dmarc(
-    message: Message, resolver: _Resolver, dkims: list[DKIMVerdict], spf_verdict: SPFVerdict | None
+    message: CheckedMessage,
+    resolver: _Resolver,
+    dkims: list[DKIMVerdict],
+    spf_verdict: SPFVerdict | None,
 ) -> DMARCVerdict:
     authors = [
         address.addr_spec
@@ -530,10 +532,9 @@ def _arc(raw: bytes, resolver: _Resolver) -> ARCVerdict:
 
 
 # -- entry points ------------------------------------------------------------------------------
-def _resolver_for(dns_server: FakeDNS | _Resolver) -> _Resolver:
+def _resolver_for(dns_server: TXTPublisher | _Resolver) -> _Resolver:
     if isinstance(dns_server, dns.resolver.Resolver):
         return dns_server
-    # A FakeDNS (not imported here: FakeDNS's publishing methods import this module).
     if callable(getattr(dns_server, "sync_resolver", None)):
         return dns_server.sync_resolver()
     raise TypeError(
@@ -542,7 +543,7 @@ def _resolver_for(dns_server: FakeDNS | _Resolver) -> _Resolver:
     )
 
 
-def verify(message: Message, dns_server: FakeDNS | _Resolver) -> AuthResults:
+def verify(message: CheckedMessage, dns_server: TXTPublisher | _Resolver) -> AuthResults:
     """Verify ``message`` as a receiving MX would, asking ``dns_server`` (a :class:`FakeDNS`).
 
     DKIM: every signature (dkimpy). SPF: the client IP of the message's session against the
@@ -576,7 +577,7 @@ def verify(message: Message, dns_server: FakeDNS | _Resolver) -> AuthResults:
 
 # -- publishing ----------------------------------------------------------------------------------
 def publish_dkim_key(
-    dns_server: FakeDNS, domain: str, selector: str = "s1", *, bits: int = 2048
+    dns_server: TXTPublisher, domain: str, selector: str = "s1", *, bits: int = 2048
 ) -> bytes:
     """Make an RSA key pair, publish its public half at ``selector._domainkey.domain`` and
     return the private key (PEM, PKCS#8) for the application under test to sign with::
@@ -604,14 +605,14 @@ def publish_dkim_key(
     )
 
 
-def publish_spf(dns_server: FakeDNS, domain: str, record: str) -> None:
+def publish_spf(dns_server: TXTPublisher, domain: str, record: str) -> None:
     """Publish the SPF policy ``record`` (``"v=spf1 ip4:127.0.0.0/8 -all"``) for ``domain``."""
     if not isinstance(record, str) or not (record == "v=spf1" or record.startswith("v=spf1 ")):
         raise ValueError(f"an SPF record starts with 'v=spf1 ' (RFC 7208 §4.5), not {record!r}")
     dns_server.add_txt(domain, record)
 
 
-def publish_dmarc(dns_server: FakeDNS, domain: str, record: str) -> None:
+def publish_dmarc(dns_server: TXTPublisher, domain: str, record: str) -> None:
     """Publish the DMARC policy ``record`` (``"v=DMARC1; p=reject"``) at ``_dmarc.domain``.
 
     The record is parsed first (by the dmarc package), so a malformed one is a ``ValueError``

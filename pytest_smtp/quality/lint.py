@@ -47,7 +47,7 @@ from pytest_smtp.smtp.address import EnvelopeSyntaxError
 from pytest_smtp.smtp.address import _check_domain as check_domain
 
 if TYPE_CHECKING:
-    from pytest_smtp.mail import Message
+    from ._inputs import CheckedMessage
 
 __all__ = ["CODES", "Finding", "Severity", "lint"]
 
@@ -308,7 +308,7 @@ def _helo_problem(helo: str) -> str | None:
 
 
 class _Linter:
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: CheckedMessage) -> None:
         self.message = message
         options = [option.upper() for option in message.mail_options]
         self.smtputf8 = "SMTPUTF8" in options
@@ -541,7 +541,7 @@ class _Linter:
             )
 
 
-def lint(message: Message) -> list[Finding]:
+def lint(message: CheckedMessage) -> list[Finding]:
     """Check ``message`` (a captured :class:`~pytest_smtp.mail.Message`) and its session.
 
     Returns the findings in a stable order (line endings, line lengths, HELO, origin fields,

@@ -1,7 +1,8 @@
 """The package has no import circle: each module's imports, read from its source, form no cycle.
 
-Every import counts (top level, in functions, relative ones); only those under
-``if TYPE_CHECKING:`` are left out, as they never run. A circle is named module by module.
+Every import counts (top level, in functions, relative ones). Those under ``if TYPE_CHECKING:``
+never run, but a circle of names is still a circle for a reader: the second test counts them too.
+A circle is named module by module.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
-def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement that can run: TYPE_CHECKING blocks (not their else) skipped."""
+def _imports(tree: ast.AST, typing: bool = False) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that can run: TYPE_CHECKING blocks (not their else) skipped,
+    unless ``typing``."""
     found: list[ast.Import | ast.ImportFrom] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if not typing and isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.orelse:
                 visit(child)
             return
@@ -47,13 +49,14 @@ def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-def import_graph(root: Path) -> dict[str, set[str]]:
-    """``{module: modules of the same package it imports}`` for the package at ``root``."""
+def import_graph(root: Path, typing: bool = False) -> dict[str, set[str]]:
+    """``{module: modules of the same package it imports}`` for the package at ``root``;
+    ``typing``: imports under ``if TYPE_CHECKING:`` count too."""
     files = {_module_name(root, p): p for p in sorted(root.rglob("*.py"))}
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path)), typing):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -132,6 +135,15 @@ def test_the_package_has_no_import_circle() -> None:
     assert not cycles, "import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_the_package_has_no_circle_of_type_names_either() -> None:
+    """``Message.lint()`` calls quality and quality reads messages: the checks name what they
+    read as protocols (``quality/_inputs.py``), so not even the type imports go round."""
+    cycles = find_cycles(import_graph(PACKAGE_DIR, typing=True))
+    assert not cycles, "import circles (with TYPE_CHECKING imports):\n" + "\n".join(
+        " -> ".join(c) for c in cycles
+    )
+
+
 def test_the_graph_sees_the_package_imports() -> None:
     graph = import_graph(PACKAGE_DIR)
     # A relative import, a function-level import and an absolute one, as the source has them.
@@ -189,6 +201,19 @@ def test_the_checker_finds_and_names_circles(
     tmp_path: Path, files: dict[str, str], expected: list[list[str]]
 ) -> None:
     assert find_cycles(import_graph(_write(tmp_path, files))) == expected
+
+
+def test_the_typing_graph_counts_type_checking_imports(tmp_path: Path) -> None:
+    package = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import b\n",
+            "b.py": "from . import a\n",
+        },
+    )
+    assert find_cycles(import_graph(package)) == []
+    assert find_cycles(import_graph(package, typing=True)) == [["pkg.a", "pkg.b", "pkg.a"]]
 
 
 # -- exports ---------------------------------------------------------------------------------

@@ -211,28 +211,30 @@ def _values(value: RecordValue | Iterable[RecordValue]) -> list[RecordValue]:
     return values
 
 
-def _ipv4(address: str) -> str:
-    try:
-        return str(ipaddress.IPv4Address(address))
-    except (ipaddress.AddressValueError, ValueError):
-        raise ValueError(
-            f"an A record needs an IPv4 address such as '127.0.0.2', not {address!r} "
-            "(use add_aaaa for IPv6, add_cname for an alias)"
-        ) from None
+#: Per address record type: the ``ipaddress`` class of its values, what a value looks like, and
+#: where an address of the other kind (or a name) goes instead.
+_ADDRESS_TYPES: dict[str, tuple[type[ipaddress.IPv4Address | ipaddress.IPv6Address], str, str]] = {
+    "A": (
+        ipaddress.IPv4Address,
+        "an IPv4 address such as '127.0.0.2'",
+        "use add_aaaa for IPv6, add_cname for an alias",
+    ),
+    "AAAA": (ipaddress.IPv6Address, "an IPv6 address such as '::1'", "use add_a for IPv4"),
+}
 
 
-def _ipv6(address: str) -> str:
-    try:
-        return str(ipaddress.IPv6Address(address))
-    except (ipaddress.AddressValueError, ValueError):
-        raise ValueError(
-            f"an AAAA record needs an IPv6 address such as '::1', not {address!r} "
-            "(use add_a for IPv4)"
-        ) from None
-
-
-def _addresses(address: str | Iterable[str]) -> list[str]:
-    return [address] if isinstance(address, str) else list(address)
+def _ip_addresses(rdtype: str, address: str | Iterable[str]) -> list[str]:
+    """``address`` (one or several) in canonical text, each checked to fit ``rdtype``."""
+    kind, looks_like, instead = _ADDRESS_TYPES[rdtype]
+    texts: list[str] = []
+    for value in [address] if isinstance(address, str) else address:
+        try:
+            texts.append(str(kind(value)))
+        except (ipaddress.AddressValueError, ValueError):
+            raise ValueError(
+                f"an {rdtype} record needs {looks_like}, not {value!r} ({instead})"
+            ) from None
+    return texts
 
 
 class RecordBuilder(abc.ABC):
@@ -288,13 +290,13 @@ class RecordBuilder(abc.ABC):
 
     def add_a(self, name: NameLike, address: str | Iterable[str], ttl: int = DEFAULT_TTL) -> None:
         """Add A records: ``add_a("mx1.example.test", "127.0.0.2")`` (or a list of addresses)."""
-        self.add(name, "A", [_ipv4(a) for a in _addresses(address)], ttl)
+        self.add(name, "A", _ip_addresses("A", address), ttl)
 
     def add_aaaa(
         self, name: NameLike, address: str | Iterable[str], ttl: int = DEFAULT_TTL
     ) -> None:
         """Add AAAA records: ``add_aaaa("mx1.example.test", "::1")`` (or a list of addresses)."""
-        self.add(name, "AAAA", [_ipv6(a) for a in _addresses(address)], ttl)
+        self.add(name, "AAAA", _ip_addresses("AAAA", address), ttl)
 
     def add_txt(self, name: NameLike, text: str, ttl: int = DEFAULT_TTL) -> None:
         """Add one TXT record holding ``text`` verbatim (split into 255-byte strings on the

@@ -63,6 +63,18 @@ def test_two_add_a_calls_give_two_addresses(zones: ZoneSet) -> None:
     assert sorted(rd.address for rd in answer[0]) == ["127.0.0.2", "127.0.0.5", "127.0.0.6"]
 
 
+def test_an_address_of_the_wrong_kind_is_refused_naming_the_other_method() -> None:
+    zs = ZoneSet()
+    with pytest.raises(ValueError, match=r"an A record needs an IPv4 address .*'::1'.*add_aaaa"):
+        zs.add_a("mx1.example.test", "::1")
+    with pytest.raises(
+        ValueError, match=r"an AAAA record needs an IPv6 address .*'127.0.0.2'.*add_a "
+    ):
+        zs.add_aaaa("mx1.example.test", ["::2", "127.0.0.2"])
+    zs.add_aaaa("mx1.example.test", ["0:0::2"])
+    assert [rd.address for rd in zs.resolve("mx1.example.test", "AAAA").answer[0]] == ["::2"]
+
+
 def test_add_records_dict_form() -> None:
     zs = ZoneSet()
     zs.add_records(

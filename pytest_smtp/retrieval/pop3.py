@@ -185,15 +185,18 @@ class _Session:
             await handler(self, arg)
 
     # -- AUTHORIZATION state ---------------------------------------------------------------
-    def _login_blocked(self) -> str | None:
+    async def _may_log_in(self) -> bool:
+        """True in the AUTHORIZATION state with TLS as required; else False after the error."""
         if self.state != "authorization":
-            return "-ERR Already logged in"
+            await self.send("-ERR Already logged in")
+            return False
         if self.server.require_tls and not self.tls:
-            return (
+            await self.send(
                 "-ERR [AUTH] Plaintext authentication disallowed on a connection without "
                 "TLS: use STLS first"
             )
-        return None
+            return False
+        return True
 
     async def pop3_capa(self, arg: str) -> None:
         lines = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
@@ -206,9 +209,7 @@ class _Session:
         await self.send_multi("+OK Capability list follows", lines)
 
     async def pop3_user(self, arg: str) -> None:
-        blocked = self._login_blocked()
-        if blocked:
-            await self.send(blocked)
+        if not await self._may_log_in():
             return
         name = arg.strip()
         if not name:
@@ -218,23 +219,16 @@ class _Session:
         await self.send(f"+OK Send the password of {name[:100]}")
 
     async def pop3_pass(self, arg: str) -> None:
-        blocked = self._login_blocked()
-        if blocked:
-            await self.send(blocked)
+        if not await self._may_log_in():
             return
         user, self.pending_user = self.pending_user, None
         if user is None:
             await self.send("-ERR Send USER first")
             return
-        if not self.server.check_login(user, arg):
-            await self.fail_login()
-            return
-        await self.login(user, "USER")
+        await self.login(user, "USER", arg)
 
     async def pop3_apop(self, arg: str) -> None:
-        blocked = self._login_blocked()
-        if blocked:
-            await self.send(blocked)
+        if not await self._may_log_in():
             return
         self.pending_user = None
         user, _, digest = arg.strip().rpartition(" ")
@@ -262,9 +256,7 @@ class _Session:
             # RFC 1734 clients ask for the mechanism list with a bare AUTH.
             await self.send_multi("+OK Supported mechanisms follow", ["PLAIN"])
             return
-        blocked = self._login_blocked()
-        if blocked:
-            await self.send(blocked)
+        if not await self._may_log_in():
             return
         self.pending_user = None
         if words[0].upper() != "PLAIN":
@@ -299,10 +291,7 @@ class _Session:
             )
             self.record.failed_logins += 1
             return
-        if not self.server.check_login(user, password):
-            await self.fail_login()
-            return
-        await self.login(user, "PLAIN")
+        await self.login(user, "PLAIN", password)
 
     async def pop3_stls(self, arg: str) -> None:
         if self.tls:
@@ -336,7 +325,12 @@ class _Session:
         self.record.failed_logins += 1
         await self.send("-ERR [AUTH] Invalid user name or password")
 
-    async def login(self, user: str, mechanism: str) -> None:
+    async def login(self, user: str, mechanism: str, password: str | None = None) -> None:
+        """Open ``user``'s maildrop (TRANSACTION state), after checking ``password`` when one
+        is given (APOP checks its digest itself); an error reply when that fails."""
+        if password is not None and not self.server.check_login(user, password):
+            await self.fail_login()
+            return
         try:
             maildrop = self.server.store.maildrop(user)
         except ValueError:
@@ -423,44 +417,44 @@ class _Session:
     async def pop3_uidl(self, arg: str) -> None:
         await self._listing(arg, self._unique_id)
 
-    async def pop3_retr(self, arg: str) -> None:
+    async def _numbered(
+        self, arg: str, usage: str, counts: int = 0
+    ) -> tuple[int, list[int]] | None:
+        """The argument of RETR, TOP and DELE: a message number (0-based index of an undeleted
+        message) and ``counts`` more numbers; None after the error reply (not logged in, wrong
+        arguments: ``-ERR Usage: <usage>``, no such message)."""
         if not await self._in_transaction():
-            return
+            return None
         words = arg.split()
-        if len(words) != 1:
-            await self.send("-ERR Usage: RETR <message number>")
-            return
+        if len(words) != 1 + counts or not all(_NUMBER.fullmatch(w) for w in words[1:]):
+            await self.send(f"-ERR Usage: {usage}")
+            return None
         index = await self._message_number(words[0])
         if index is None:
+            return None
+        return index, [int(w) for w in words[1:]]
+
+    async def pop3_retr(self, arg: str) -> None:
+        found = await self._numbered(arg, "RETR <message number>")
+        if found is None:
             return
+        index = found[0]
         message = self.messages[index]
         self.retrieved.add(index)
         await self.send_data(f"+OK {message.size} octets", message.raw)
 
     async def pop3_top(self, arg: str) -> None:
-        if not await self._in_transaction():
+        found = await self._numbered(arg, "TOP <message number> <number of body lines>", 1)
+        if found is None:
             return
-        words = arg.split()
-        if len(words) != 2 or not _NUMBER.fullmatch(words[1]):
-            await self.send("-ERR Usage: TOP <message number> <number of body lines>")
-            return
-        index = await self._message_number(words[0])
-        if index is None:
-            return
-        await self.send_data(
-            "+OK Top of message follows", _top(self.messages[index].raw, int(words[1]))
-        )
+        index, (lines,) = found
+        await self.send_data("+OK Top of message follows", _top(self.messages[index].raw, lines))
 
     async def pop3_dele(self, arg: str) -> None:
-        if not await self._in_transaction():
+        found = await self._numbered(arg, "DELE <message number>")
+        if found is None:
             return
-        words = arg.split()
-        if len(words) != 1:
-            await self.send("-ERR Usage: DELE <message number>")
-            return
-        index = await self._message_number(words[0])
-        if index is None:
-            return
+        index = found[0]
         self.deleted.add(index)
         await self.send(f"+OK Message {index + 1} deleted")
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
@@ -345,6 +346,48 @@ def _envelope(part: Part) -> bytes:
     )
 
 
+# What a byte of a structured header value is (RFC 5322 section 3.2), as :func:`_lex` tells it.
+_BARE = 0  # outside quoted strings and comments: where the structure is
+_QUOTE = 1  # a double quote opening or closing a quoted string
+_ESCAPE = 2  # the backslash of a quoted pair in a quoted string
+_QUOTED = 3  # inside a quoted string (an escaped byte too)
+_COMMENT = 4  # inside a comment, its parentheses included
+
+
+def _lex(text: bytes) -> Iterator[tuple[int, int]]:
+    """Each byte of a structured header value with what it is (``_BARE``, ``_QUOTE``, ...).
+
+    The one reading of quoted strings, quoted pairs and nested comments behind the address
+    scanners below: a backslash escapes only inside a quoted string or a comment, and a quote
+    inside a comment opens a quoted string there too (so a ``)`` in it ends nothing).
+    """
+    depth = 0
+    quoted = escaped = False
+    for byte in text:
+        if escaped:
+            escaped = False
+            role = _QUOTED
+        elif byte == 0x5C and (quoted or depth):
+            escaped = True
+            role = _ESCAPE
+        elif quoted:
+            quoted = byte != 0x22
+            role = _QUOTED if quoted else _QUOTE
+        elif byte == 0x22:
+            quoted = True
+            role = _QUOTE
+        elif byte == 0x28:
+            depth += 1
+            role = _COMMENT
+        elif byte == 0x29 and depth:
+            depth -= 1
+            yield byte, _COMMENT
+            continue
+        else:
+            role = _BARE
+        yield byte, _COMMENT if depth else role
+
+
 def _split_top(text: bytes, separators: bytes) -> list[tuple[bytes, bytes]]:
     """Split on any separator byte outside quotes, comments and angle brackets.
 
@@ -352,83 +395,29 @@ def _split_top(text: bytes, separators: bytes) -> list[tuple[bytes, bytes]]:
     """
     out: list[tuple[bytes, bytes]] = []
     buf = bytearray()
-    quoted = escaped = False
-    comment = angle = 0
-    for byte in text:
-        ch = bytes((byte,))
-        if escaped:
-            escaped = False
-        elif ch == b"\\" and (quoted or comment):
-            escaped = True
-        elif quoted:
-            quoted = ch != b'"'
-        elif ch == b'"':
-            quoted = True
-        elif ch == b"(":
-            comment += 1
-        elif ch == b")" and comment:
-            comment -= 1
-        elif comment:
-            pass
-        elif ch == b"<":
-            angle += 1
-        elif ch == b">" and angle:
-            angle -= 1
-        elif not angle and ch in separators:
-            out.append((bytes(buf), ch))
-            buf = bytearray()
-            continue
+    angle = 0
+    for byte, role in _lex(text):
+        if role == _BARE:
+            if byte == 0x3C:  # <
+                angle += 1
+            elif byte == 0x3E and angle:  # >
+                angle -= 1
+            elif not angle and byte in separators:
+                out.append((bytes(buf), bytes((byte,))))
+                buf = bytearray()
+                continue
         buf.append(byte)
     out.append((bytes(buf), b""))
     return out
 
 
 def _strip_comments(text: bytes) -> bytes:
-    out = bytearray()
-    depth = 0
-    quoted = escaped = False
-    for byte in text:
-        ch = bytes((byte,))
-        if escaped:
-            escaped = False
-            if not depth:
-                out.append(byte)
-            continue
-        if ch == b"\\":
-            escaped = True
-            if not depth:
-                out.append(byte)
-            continue
-        if quoted:
-            quoted = ch != b'"'
-        elif ch == b'"':
-            quoted = True
-        elif ch == b"(":
-            depth += 1
-            continue
-        elif ch == b")" and depth:
-            depth -= 1
-            continue
-        if not depth:
-            out.append(byte)
-    return bytes(out)
+    return bytes(byte for byte, role in _lex(text) if role != _COMMENT)
 
 
 def _unquote_phrase(phrase: bytes) -> bytes:
-    phrase = phrase.strip()
-    out = bytearray()
-    quoted = escaped = False
-    for byte in phrase:
-        if escaped:
-            out.append(byte)
-            escaped = False
-        elif byte == 0x5C and quoted:
-            escaped = True
-        elif byte == 0x22:
-            quoted = not quoted
-        else:
-            out.append(byte)
-    return bytes(out).strip()
+    kept = bytes(byte for byte, role in _lex(phrase.strip()) if role not in (_QUOTE, _ESCAPE))
+    return kept.strip()
 
 
 def _one_address(text: bytes) -> bytes | None:

@@ -8,7 +8,9 @@ have names of their own (``assert_queued``, ``assert_discarded``): ``assert_defe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_smtp._lazy import lazy_getattr as _lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -258,15 +260,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_smtp' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_getattr(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

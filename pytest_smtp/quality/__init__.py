@@ -11,9 +11,9 @@ This package never imports pytest.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pytest_smtp._lazy import lazy_getattr
 from pytest_smtp.quality.asserts import assert_authenticated, assert_clean
 from pytest_smtp.quality.lint import CODES, Finding, Severity, lint
 
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:  # the auth names: imported on first use (they need the extra)
-        return getattr(importlib.import_module("pytest_smtp.quality.auth"), name)
-    raise AttributeError(f"module 'pytest_smtp.quality' has no attribute {name!r}")
+# The names above are found before __getattr__ is asked, so only the auth names come here:
+# imported on first use (they need the extra).
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(__all__, "pytest_smtp.quality.auth"), globals())

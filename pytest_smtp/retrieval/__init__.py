@@ -6,8 +6,9 @@ load both protocols.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_smtp._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from pytest_smtp.retrieval.imap import IMAPServer
@@ -18,10 +19,4 @@ __all__ = ["IMAPServer", "POP3Server"]
 _LAZY = {"POP3Server": "pytest_smtp.retrieval.pop3", "IMAPServer": "pytest_smtp.retrieval.imap"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

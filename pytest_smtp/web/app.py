@@ -651,7 +651,7 @@ class WebServer(LoopServer):
         return _json({"count": len(servers), "servers": servers})
 
     async def _create_server(self, request: web.Request) -> web.Response:
-        options = await self._body(request) if request.can_read_body else {}
+        options = await self._body(request, optional=True)
         for name in ("host", "port"):
             if name in options:
                 raise _ApiError(
@@ -682,12 +682,11 @@ class WebServer(LoopServer):
 
     async def _reset_server(self, request: web.Request) -> web.Response:
         target = self._target(request)
-        data = await self._body(request) if request.can_read_body else {}
-        seed = data.pop("seed", None)
-        if data:
-            raise _ApiError(400, f"unknown field(s) {', '.join(sorted(data))}; valid: seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise _ApiError(400, f"seed must be a whole number, not {seed!r}")
+        data = await self._body(request, optional=True)
+        unknown = sorted(set(data) - {"seed"})
+        if unknown:
+            raise _ApiError(400, f"unknown field(s) {', '.join(unknown)}; valid: seed")
+        seed = self._seed(data)
         target.smtp.reset()
         target.hidden.clear()
         target.changed()
@@ -696,7 +695,10 @@ class WebServer(LoopServer):
         return _json({"status": 200, "reset": self._int(request, "server"), "epoch": target.epoch})
 
     # -- faults ----------------------------------------------------------------------------
-    async def _body(self, request: web.Request) -> dict[str, Any]:
+    async def _body(self, request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+        """The request's JSON object; ``optional``: an empty one when there is no body."""
+        if optional and not request.can_read_body:
+            return {}
         try:
             data = await request.json()
         except ValueError as exc:
@@ -704,6 +706,14 @@ class WebServer(LoopServer):
         if not isinstance(data, dict):
             raise _ApiError(400, f"the body must be a JSON object, not {type(data).__name__}")
         return data
+
+    @staticmethod
+    def _seed(data: dict[str, Any]) -> int | None:
+        """The ``seed`` field taken out of a request body: a whole number, or None."""
+        seed = data.pop("seed", None)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise _ApiError(400, f"seed must be a whole number, not {seed!r}")
+        return seed
 
     @staticmethod
     def _rule_json(index: int, rule: Any) -> dict[str, Any]:
@@ -733,10 +743,8 @@ class WebServer(LoopServer):
         if "predicate" in data:
             raise _ApiError(400, "'predicate' takes a Python callable; it cannot come as JSON")
         faults = self._target(request).smtp.faults
-        seed = data.pop("seed", None)
+        seed = self._seed(data)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise _ApiError(400, f"seed must be a whole number, not {seed!r}")
             faults.seed = seed
         try:
             rule = faults.from_marker(stage, str(action), *args, **data)

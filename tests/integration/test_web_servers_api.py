@@ -106,3 +106,19 @@ def test_without_the_token_nothing_is_answered(web: WebServer) -> None:
 def test_a_token_must_be_plain_text() -> None:
     with SMTPServer() as smtp, pytest.raises(ValueError, match="token must be printable"):
         WebServer(smtp, token="two words")
+
+
+def test_a_seed_is_a_whole_number_on_reset_and_on_a_fault(web: WebServer) -> None:
+    _, made = call(web, "api/servers", "POST", {})
+    base = f"api/servers/{made['id']}"
+    for path, body in (
+        ("reset", {"seed": "7"}),
+        ("reset", {"seed": True}),
+        ("faults", {"stage": "rcpt", "seed": 1.5}),
+    ):
+        status, answer = call(web, f"{base}/{path}", "POST", body)
+        assert status == 400 and answer["error"].startswith("seed must be a whole number")
+    status, answer = call(web, f"{base}/reset", "POST", {"seed": "x", "colour": 1})
+    assert status == 400 and answer["error"] == "unknown field(s) colour; valid: seed"
+    assert call(web, f"{base}/reset", "POST", {"seed": 7})[0] == 200
+    assert call(web, f"{base}/faults", "POST", {"stage": "rcpt", "seed": 8})[0] == 201

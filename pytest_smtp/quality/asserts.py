@@ -57,10 +57,13 @@ def assert_clean(
     return findings
 
 
+def _words(value: str | Iterable[str]) -> tuple[str, ...]:
+    """One word or several: ``"pass"`` and ``("pass", "none")`` alike."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def _check_codes(allow: Iterable[str]) -> frozenset[str]:
-    if isinstance(allow, str):
-        allow = (allow,)
-    codes = frozenset(allow)
+    codes = frozenset(_words(allow))
     unknown = sorted(codes - set(CODES))
     if unknown:
         raise ValueError(
@@ -73,7 +76,7 @@ def _check_codes(allow: Iterable[str]) -> frozenset[str]:
 def _expected(method: str, value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
-    words = (value,) if isinstance(value, str) else tuple(value)
+    words = _words(value)
     bad = [w for w in words if w not in _RESULTS[method]]
     if bad or not words:
         raise ValueError(

@@ -220,42 +220,43 @@ class SessionLog:
 
 
 # -- STARTTLS ---------------------------------------------------------------------------------
+# asyncio has no public way to see what a StreamReader holds unread, and Python 3.10 none to put
+# a StreamWriter on a new transport (3.11 added StreamWriter.start_tls). Each private attribute
+# this needs is read or set in exactly one function below, which fails loudly (RuntimeError)
+# where a Python no longer has it; tests/unit/test_stream_internals.py pins each one.
+
 # Tests set this to run the Python 3.10 code path on newer Pythons too.
 _FORCE_LEGACY_TLS_UPGRADE = False
 
 
-def _discard_buffered(reader: asyncio.StreamReader) -> int:
-    # Plaintext the client sent after STLS/STARTTLS but before the handshake must not be read
-    # as commands after it (CVE-2011-0411, command injection): drop it.
-    buffer = getattr(reader, "_buffer", None)
-    if not buffer:
-        return 0
-    size = len(buffer)
-    buffer.clear()
-    return size
-
-
-async def _start_tls_legacy(
-    writer: asyncio.StreamWriter, context: ssl.SSLContext, handshake_timeout: float | None
-) -> None:
-    # Python 3.10 has no StreamWriter.start_tls: do what 3.11 does, with the loop's start_tls,
-    # then point the writer and the stream protocol at the TLS transport.
-    loop = asyncio.get_running_loop()
-    protocol: Any = getattr(writer, "_protocol")  # noqa: B009 (private attribute on purpose)
-    await writer.drain()
-    transport = await loop.start_tls(
-        writer.transport,
-        protocol,
-        context,
-        server_side=True,
-        ssl_handshake_timeout=handshake_timeout,
+def _private_changed(what: str) -> RuntimeError:
+    return RuntimeError(
+        f"asyncio on Python {sys.version.split()[0]} has no {what}: STLS/STARTTLS in "
+        "pytest_smtp.retrieval.common relies on it; please report this"
     )
-    if transport is None:
-        raise ConnectionResetError("the connection closed during the TLS handshake")
-    writer._transport = transport  # type: ignore[attr-defined]
-    protocol._stream_writer = writer
-    protocol._transport = transport
-    protocol._over_ssl = True
+
+
+def _buffered_size(reader: asyncio.StreamReader) -> int:
+    """How many bytes ``reader`` holds unread (asyncio private: ``StreamReader._buffer``)."""
+    buffer = getattr(reader, "_buffer", None)
+    if not isinstance(buffer, bytearray):
+        raise _private_changed("StreamReader._buffer (a bytearray)")
+    return len(buffer)
+
+
+def _swap_transport(
+    writer: asyncio.StreamWriter, protocol: asyncio.BaseProtocol, transport: asyncio.Transport
+) -> None:
+    """Point ``writer`` and its stream ``protocol`` at the TLS ``transport``: what Python 3.11's
+    ``StreamWriter.start_tls`` does after ``loop.start_tls`` (asyncio private:
+    ``StreamWriter._transport``, ``StreamReaderProtocol._transport`` and ``._over_ssl``)."""
+    for owner, name in ((writer, "_transport"), (protocol, "_transport"), (protocol, "_over_ssl")):
+        if name not in vars(owner):
+            raise _private_changed(f"{type(owner).__name__}.{name}")
+    vars(writer)["_transport"] = transport
+    vars(protocol)["_transport"] = transport
+    # The stream protocol then lets an EOF close the TLS connection (no half-close over TLS).
+    vars(protocol)["_over_ssl"] = True
 
 
 async def upgrade_to_tls(
@@ -273,11 +274,27 @@ async def upgrade_to_tls(
     the handshake fails: the caller then drops the connection. Note that ``writer.transport``
     is a new object afterwards (re-register it wherever the old one was tracked).
     """
-    discarded = _discard_buffered(reader)
+    # Plaintext the client sent after STLS/STARTTLS but before the handshake must not be read
+    # as commands after it (CVE-2011-0411, command injection): drop it.
+    discarded = _buffered_size(reader)
+    if discarded:
+        await reader.readexactly(discarded)
     if sys.version_info >= (3, 11) and not _FORCE_LEGACY_TLS_UPGRADE:
         await writer.start_tls(context, ssl_handshake_timeout=handshake_timeout)
-    else:
-        await _start_tls_legacy(writer, context, handshake_timeout)
+        return discarded
+    # Python 3.10: the loop's start_tls, then what 3.11's StreamWriter.start_tls does after it.
+    protocol = writer.transport.get_protocol()
+    await writer.drain()
+    transport = await asyncio.get_running_loop().start_tls(
+        writer.transport,
+        protocol,
+        context,
+        server_side=True,
+        ssl_handshake_timeout=handshake_timeout,
+    )
+    if transport is None:
+        raise ConnectionResetError("the connection closed during the TLS handshake")
+    _swap_transport(writer, protocol, transport)
     return discarded
 
 
@@ -394,6 +411,19 @@ class RecordingServer(ServesTLS, LoopServer):
         if self._context is not None:
             return self._context
         return super().ssl_context()
+
+    async def start_session_tls(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> int:
+        """STLS/STARTTLS on one session's streams with :meth:`ssl_context`
+        (:func:`upgrade_to_tls`), the new transport tracked in place of the old one so that
+        :meth:`stop` closes it; returns the plaintext bytes discarded. Raises as
+        :func:`upgrade_to_tls` does when the handshake fails."""
+        old = writer.transport
+        discarded = await upgrade_to_tls(reader, writer, self.ssl_context())
+        self._untrack_transport(old)
+        self._track_transport(writer.transport)
+        return discarded
 
     def check_login(self, user: str, password: str) -> bool:
         """True when ``user``/``password`` may log in under :attr:`auth`.

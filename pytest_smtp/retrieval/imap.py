@@ -29,7 +29,6 @@ from pytest_smtp.retrieval.common import (
     RecordingServer,
     SessionRecord,
     mask_words,
-    upgrade_to_tls,
 )
 from pytest_smtp.retrieval.imap_fetch import parse_fetch, render_fetch
 from pytest_smtp.retrieval.imap_proto import (
@@ -643,15 +642,12 @@ class _Session:
             raise _bad("STARTTLS: TLS is already active")
         self.send(f"{cmd.tag} OK Begin TLS negotiation now".encode())
         await self.flush()
-        old = self.writer.transport
         try:
-            dropped = await upgrade_to_tls(self.reader, self.writer, self.server.ssl_context())
+            dropped = await self.server.start_session_tls(self.reader, self.writer)
         except (ssl.SSLError, ConnectionError, OSError, asyncio.TimeoutError) as exc:
             self.record.note(f"TLS handshake failed: {exc!r}")
             self.record.close("error")
             raise _Disconnect from None
-        self.server._untrack_transport(old)
-        self.server._track_transport(self.writer.transport)
         self.secure = True
         self.record.set_tls(self.writer, "starttls")
         if dropped:

@@ -29,7 +29,6 @@ from pytest_smtp.retrieval.common import (
     SessionRecord,
     mask_words,
     set_no_delay,
-    upgrade_to_tls,
 )
 from pytest_smtp.sasl import AuthSyntaxError, decode_plain
 from pytest_smtp.store import Folder, Maildrop, StoredMessage, normalize_address
@@ -306,15 +305,12 @@ class _Session:
             await self.send("-ERR STLS is only allowed before login")
             return
         await self.send("+OK Begin TLS negotiation")
-        old = self.writer.transport
         try:
-            discarded = await upgrade_to_tls(self.reader, self.writer, self.server.ssl_context())
+            discarded = await self.server.start_session_tls(self.reader, self.writer)
         except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
             self.record.note(f"TLS handshake failed: {exc!r}")
             self.end = "tls-failed"
             return
-        self.server._untrack_transport(old)
-        self.server._track_transport(self.writer.transport)
         if discarded:
             self.record.note(f"discarded {discarded} octets sent before the TLS handshake")
         self.tls = True

@@ -551,30 +551,38 @@ def _auto_origin(name: dns.name.Name) -> dns.name.Name:
 
 
 class _LoadTransaction(dns.zonefile.RRsetsReaderTransaction):
-    """Collects rrsets of any owner; an SOA is allowed at any name (it starts a zone there)."""
+    """dnspython's rrset collector, with the SOA records of the text kept aside in :attr:`soas`.
 
-    _owner: dns.name.Name = dns.name.root
+    dnspython's transaction refuses an SOA away from its origin, and a text may start several
+    zones: so each SOA is taken before it reaches that check, in the public ``add`` that the
+    zone-file reader calls once per record (``add(name, ttl, rdata)``).
+    """
+
+    def __init__(self, manager: dns.zonefile.RRSetsReaderManager) -> None:
+        super().__init__(manager, True, False)  # type: ignore[no-untyped-call]
+        self.soas: dict[dns.name.Name, dns.rrset.RRset] = {}
+        """The SOA of each owner (the last one given: a zone keeps one)."""
 
     def add(self, *args: Any) -> None:
-        if args and isinstance(args[0], dns.name.Name):
-            self._owner = args[0]
+        if len(args) == 3 and isinstance(args[2], dns.rdata.Rdata):
+            name, ttl, rdata = args
+            if rdata.rdtype == dns.rdatatype.SOA:
+                earlier = self.soas.get(name)
+                if earlier is not None:  # as in an rdataset: the last SOA, the lowest TTL
+                    ttl = min(ttl, earlier.ttl)
+                self.soas[name] = dns.rrset.from_rdata(name, ttl, rdata)
+                return
         super().add(*args)
-
-    def _origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
-        # dnspython private API, the only one this package overrides: dnspython's transaction
-        # asks it in its "SOA must be at the origin" check. Pinned by tests/unit/test_zone.py
-        # (test_loader_reads_an_soa_below_the_root_through_its_one_private_hook).
-        return dns.name.root, False, self._owner
 
 
 class _LoadManager(dns.zonefile.RRSetsReaderManager):
     def writer(self, replacement: bool = False) -> _LoadTransaction:
-        return _LoadTransaction(self, True, False)  # type: ignore[no-untyped-call]
+        return _LoadTransaction(self)
 
 
 def _parse_master_text(text: str) -> list[dns.rrset.RRset]:
-    """Every rrset of master-file text, whatever its owner (dnspython's zone reader, with
-    directives; the zone origin is the root so that no name is skipped)."""
+    """Every rrset of master-file text, whatever its owner, SOAs first (dnspython's zone
+    reader, with directives; the zone origin is the root so that no name is skipped)."""
     manager = _LoadManager(origin=dns.name.root, relativize=False, rdclass=_IN)
     with manager.writer(True) as txn:
         tokenizer = dns.tokenizer.Tokenizer(text, "<string>")
@@ -582,7 +590,7 @@ def _parse_master_text(text: str) -> list[dns.rrset.RRset]:
             tokenizer, _IN, txn, allow_directives=True, default_ttl=DEFAULT_TTL
         )
         reader.read()
-    return manager.rrsets
+    return [*txn.soas.values(), *manager.rrsets]
 
 
 class ZoneSet(RecordBuilder):

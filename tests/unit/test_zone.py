@@ -377,28 +377,33 @@ def test_load_dedents_an_indented_triple_quoted_string() -> None:
     assert zs.resolve("mx1.example.test", "AAAA").answer[0][0].address == "::1"
 
 
-# -- the one private dnspython API the zone loader relies on ----------------------------------
-def test_loader_reads_an_soa_below_the_root_through_its_one_private_hook() -> None:
-    """dnspython's zone-file reader refuses an SOA away from the transaction's origin, which it
-    asks ``Transaction._origin_information()``. The loader overrides that one method (in
-    ``zone._LoadTransaction``) so a text holding several zones loads. If dnspython renames or
-    stops consulting it, the first check below fails and this test names the hook."""
+# -- what the zone loader relies on in dnspython (public API only) -----------------------------
+def test_loader_takes_each_soa_aside_in_the_public_add_so_several_zones_load() -> None:
+    """dnspython's zone-file reader refuses an SOA away from the transaction's origin. The
+    loader (``zone._LoadTransaction``) takes SOA records aside in ``Transaction.add``, which
+    the reader calls once per record as ``add(name, ttl, rdata)``: if dnspython stops calling
+    it that way, the loader's SOA records reach that check again and this test fails."""
     import dns.rdataclass
     import dns.tokenizer
-    import dns.transaction
     import dns.zonefile
 
     from pytest_smtp.fakedns import zone
 
-    assert hasattr(dns.transaction.Transaction, "_origin_information"), (
-        "dnspython no longer has Transaction._origin_information: update zone._LoadTransaction"
+    text = (
+        "a.test. 300 IN SOA ns.a.test. h.a.test. 1 3600 600 86400 300\n"
+        "a.test. 200 IN SOA ns.a.test. h.a.test. 2 3600 600 86400 300\n"
+        "www.a.test. 60 IN A 127.0.0.1\n"
+        "b.test. 300 IN SOA ns.b.test. h.b.test. 1 3600 600 86400 300\n"
     )
-    text = "a.test. 300 IN SOA ns.a.test. h.a.test. 1 3600 600 86400 300\n"
-    # Without the override dnspython refuses it: the override is what the loader depends on.
+    # Without the loader's transaction dnspython refuses it.
     plain = dns.zonefile.RRSetsReaderManager(dns.name.root, False, dns.rdataclass.IN)
     with pytest.raises(ValueError, match="non-origin SOA"), plain.writer(True) as txn:
         dns.zonefile.Reader(
             dns.tokenizer.Tokenizer(text), dns.rdataclass.IN, txn, allow_directives=True
         ).read()
-    [rrset] = zone._parse_master_text(text)
-    assert rrset.name == dns.name.from_text("a.test.") and rrset.rdtype == dns.rdatatype.SOA
+    assert [rrset.to_text() for rrset in zone._parse_master_text(text)] == [
+        # One SOA per owner, the last one given, with the lowest TTL (as an rdataset keeps it).
+        "a.test. 200 IN SOA ns.a.test. h.a.test. 2 3600 600 86400 300",
+        "b.test. 300 IN SOA ns.b.test. h.b.test. 1 3600 600 86400 300",
+        "www.a.test. 60 IN A 127.0.0.1",
+    ]

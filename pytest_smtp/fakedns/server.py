@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import dns.asyncresolver
 import dns.exception
@@ -52,8 +52,6 @@ R = TypeVar("R", bound=dns.resolver.BaseResolver)
 
 #: The fault actions :meth:`FakeDNS.fault` accepts.
 FAULT_ACTIONS = ("servfail", "refused", "nxdomain", "timeout", "delay", "truncate")
-
-FaultAction = Literal["servfail", "refused", "nxdomain", "timeout", "delay", "truncate"]
 
 _UDP_PLAIN_LIMIT = 512
 _TCP_LIMIT = 65535

@@ -24,7 +24,6 @@ from pytest_smtp.store import StoredMessage
 __all__ = ["Part", "Section", "message_part", "parse_message", "parse_section"]
 
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
-_FIELD_START = re.compile(rb"(?m)^(?![ \t])")
 
 #: Headers beyond this are not parsed for structure (crafted headers make parsers slow).
 _MAX_HEADER = 256 * 1024

@@ -399,6 +399,7 @@ class WebServer(LoopServer):
                 for a in view.attachments
             ],
             "defects": message.defects,
+            "lint": [dataclasses.asdict(finding) for finding in view.findings],
             "raw_url": f"/api/messages/{message.transaction_id}/raw",
         }
 

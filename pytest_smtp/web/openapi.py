@@ -58,7 +58,8 @@ _SERVER_PATHS: dict[str, dict[str, Any]] = {
     },
     "/messages/{id}": {
         "get": _op(
-            "One message: envelope, session, decoded headers, parts, attachments", params=["id"]
+            "One message: envelope, session, decoded headers, parts, attachments, lint findings",
+            params=["id"],
         ),
         "delete": _op("Hide a message (and its transaction) from the view", params=["id"]),
     },

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from ..mail import Message
+from ..quality.lint import Finding, lint
 from .records import TransactionRecord
 
 __all__ = ["FRAME_CSP", "AttachmentView", "MessageView", "safe_filename", "sandboxed_html"]
@@ -73,7 +74,7 @@ class AttachmentView:
 
 @dataclass
 class MessageView:
-    """Everything a page shows of one message."""
+    """Everything a page shows of one message, its lint findings included."""
 
     id: int
     server: str
@@ -88,6 +89,8 @@ class MessageView:
     raw: str
     message: Message
     transaction: TransactionRecord | None
+    findings: list[Finding]
+    """What :func:`pytest_smtp.quality.lint` says of the message and its session."""
 
     @classmethod
     def build(cls, message: Message, transaction: TransactionRecord | None = None) -> MessageView:
@@ -116,4 +119,5 @@ class MessageView:
             raw=message.raw.decode("utf-8", "replace"),
             message=message,
             transaction=transaction,
+            findings=lint(message),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import http.client
 import json
 import smtplib
@@ -11,12 +12,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import dns.resolver
 import pytest
 
 from pytest_smtp import FakeDNS, SMTPServer
+from pytest_smtp.quality import lint
 from pytest_smtp.web import WebServer
 from pytest_smtp.web.app import routes_of
 from pytest_smtp.web.openapi import OPENAPI
@@ -123,6 +126,36 @@ def test_list_search_and_get_messages(servers: tuple[SMTPServer, WebServer]) -> 
             "url": f"/api/messages/{detail['id']}/attachments/0",
         }
     ]
+
+
+def test_lint_findings_in_the_api_and_on_the_page(servers: tuple[SMTPServer, WebServer]) -> None:
+    smtp, web = servers
+    send(smtp, welcome(), ["bob@example.test"])  # no Date, no Message-ID
+    clean = EmailMessage()
+    clean["Subject"] = "Clean"
+    clean["From"] = "shop@example.test"
+    clean["To"] = "bob@example.test"
+    clean["Date"] = formatdate()
+    clean["Message-ID"] = make_msgid(domain="example.test")
+    clean.set_content("All well.\n")
+    send(smtp, clean.as_bytes(policy=email.policy.SMTP), ["bob@example.test"])
+    smtp.mailbox.wait_for(2)
+    untidy, tidy = smtp.mailbox
+
+    _, detail, _ = call(web, f"api/messages/{untidy.transaction_id}")
+    codes = [finding["code"] for finding in detail["lint"]]
+    assert codes == [finding.code for finding in lint(untidy)]
+    assert {"missing-date", "missing-message-id"} <= set(codes)
+    assert set(detail["lint"][0]) == {"code", "severity", "rfc", "where", "text"}
+    _, detail, _ = call(web, f"api/messages/{tidy.transaction_id}")
+    assert detail["lint"] == []
+
+    _, page, _ = call(web, f"messages/{untidy.transaction_id}")
+    text = page.decode()
+    assert '<li class="finding finding-error"><span class="severity">error</span> ' in text
+    assert "<code>missing-date</code> (RFC 5322 §3.6)" in text
+    _, page, _ = call(web, f"messages/{tidy.transaction_id}")
+    assert 'class="lint-clean"' in page.decode() and 'class="finding' not in page.decode()
 
 
 def test_raw_source_and_attachment_download(servers: tuple[SMTPServer, WebServer]) -> None:

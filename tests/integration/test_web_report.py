@@ -75,6 +75,9 @@ def test_records_survive_json_and_merge_into_one_report(tmp_path: Path) -> None:
     assert FRAME_CSP.replace("'", "&#39;") in srcdoc
     assert "data:image/png;base64,UE5HREFUQQ==" in srcdoc and "cid:logo@shop" not in srcdoc
     assert "<script" not in page.replace(srcdoc, "")
+    # What lint says of the message: no Date is an error, the long QP line too.
+    assert "<code>missing-date</code> (RFC 5322 §3.6)" in page
+    assert "<code>cte-mismatch</code>" in page
     # The deferred transaction is shown as such, with its reply.
     assert 'class="txn txn-deferred"' in page and "451 4.7.1" in page
     # The transcript marks the message's transaction.

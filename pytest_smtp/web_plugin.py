@@ -65,6 +65,8 @@ class HtmlReportPlugin:
         self.records: list[TestRecord] = []
         self.worker: str | None = getattr(config, "workerinput", {}).get("workerid")
         self.index: Path | None = None
+        #: pytest-html is active: its rows get a link to this report (see _link_from_pytest_html).
+        self.html_config = config if config.pluginmanager.hasplugin("html") else None
         self.error: str | None = None
         if self.worker is None:
             # A new run: no records or pages of an earlier one.
@@ -110,6 +112,24 @@ class HtmlReportPlugin:
                 )
             if record.failed or self.keep_all:
                 self.records.append(record)
+                self._link_from_pytest_html(report, record)
+
+    def _index_href(self, config: pytest.Config) -> str:
+        """This report's ``index.html`` relative to pytest-html's report (``--html``)."""
+        htmlpath = getattr(config.option, "htmlpath", None) or "."
+        base = Path(config.invocation_params.dir, htmlpath).parent
+        return Path(os.path.relpath(self.directory / "index.html", base)).as_posix()
+
+    def _link_from_pytest_html(self, report: pytest.TestReport, record: TestRecord) -> None:
+        """pytest-html (``--html``): a "mail" link in the test's row, to its row of this
+        report. The extra travels with the report, so it works under xdist too."""
+        if self.html_config is None or not getattr(self.html_config.option, "htmlpath", None):
+            return
+        from pytest_html import extras  # type: ignore[import-untyped]
+
+        href = f"{self._index_href(self.html_config)}#{record.anchor}"
+        link = extras.url(href, name="mail")
+        setattr(report, "extras", [*getattr(report, "extras", []), link])  # noqa: B010
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -137,9 +157,7 @@ class HtmlReportPlugin:
         """pytest-html: a link to this report above its results table."""
         from html import escape
 
-        htmlpath = getattr(session.config.option, "htmlpath", None) or "."
-        base = Path(session.config.invocation_params.dir, htmlpath).parent
-        href = Path(os.path.relpath(self.directory / "index.html", base)).as_posix()
+        href = self._index_href(session.config)
         postfix.append(
             f'<p class="pytest-smtp">The mail of the tests (pytest_smtp): '
             f'<a href="{escape(href)}">{escape(href)}</a></p>'

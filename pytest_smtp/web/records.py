@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,6 +157,13 @@ class TestRecord:
     def failed(self) -> bool:
         """True for a failed test or an error in its setup or teardown."""
         return self.outcome in FAILED_OUTCOMES
+
+    @property
+    def anchor(self) -> str:
+        """The id of this test's row in the report's ``index.html`` (``test-`` and 12 hex
+        digits of its node id's SHA-1): known before the report is merged, so pytest-html's
+        row for the test can link to ``index.html#<anchor>``."""
+        return "test-" + hashlib.sha1(self.nodeid.encode("utf-8")).hexdigest()[:12]
 
     def add_server(self, server: Any) -> TestRecord:
         """Copy what ``server`` (an :class:`~pytest_smtp.SMTPServer`) captured; returns self."""

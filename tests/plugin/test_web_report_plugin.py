@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -139,10 +140,21 @@ def test_bad_html_all_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
 @pytest.mark.skipif(
     importlib.util.find_spec("pytest_html") is None, reason="pytest-html is not installed"
 )
-def test_pytest_html_report_links_to_the_mail_report(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_pytest_html_report_links_to_the_mail_report(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
     pytester.makepyfile(SUITE)
-    result = pytester.runpytest_subprocess("--smtp-html=mail", "--html=reports/tests.html")
+    result = pytester.runpytest_subprocess(
+        "--smtp-html=mail", "--html=reports/tests.html", "-p", "no:cacheprovider", *workers
+    )
     result.assert_outcomes(passed=2, failed=2)
     page = (pytester.path / "reports" / "tests.html").read_text(encoding="utf-8")
     assert 'href="../mail/index.html"' in page
-    assert (pytester.path / "reports" / "../mail/index.html").is_file()
+    index = _index(pytester.path / "mail")
+    # Each failed test's row links to its own row of the mail report (pytest-html keeps its
+    # rows as JSON in the page, so the link is escaped there); the passing tests have none.
+    rows = re.findall(r'<tr class="test" id="(test-[0-9a-f]{12})">', index)
+    assert len(rows) == 2
+    links = re.findall(r"\.\./mail/index\.html#(test-[0-9a-f]{12})", page)
+    assert sorted(set(links)) == sorted(rows)

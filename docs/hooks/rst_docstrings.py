@@ -16,6 +16,8 @@ rewrites each docstring once the package is loaded:
   constants) gets them as its docstring;
 - a dataclass field declared through a private helper (``host: str = _option("127.0.0.1",
   ...)``, the option schema of ``smtp/options.py``) shows its default, as ``help()`` does;
+- an attribute set in ``__init__`` (``self.raw = raw``) is shown without the right-hand side,
+  which is how the constructor fills it in, not what the attribute is;
 - a docstring completed at import time (``SMTPServer`` lists its options from the schema) is
   taken from the imported object, so the site shows what ``help()`` shows.
 
@@ -46,6 +48,10 @@ class RstDocstrings(griffe.Extension):
         for obj in _walk(pkg):
             if obj.is_class and "dataclass" in obj.labels:
                 _field_defaults(obj)  # type: ignore[arg-type]
+            if obj.is_attribute and obj.labels & {"instance-attribute", "class-attribute"} == {
+                "instance-attribute"
+            }:
+                obj.value = None  # type: ignore[union-attr]
             if obj.docstring is None and obj.is_attribute:
                 obj.docstring = _comment_docstring(obj)
             if obj.docstring is None:

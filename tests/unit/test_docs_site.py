@@ -6,14 +6,18 @@ has no API entry or that a new page was left out of a hand-written nav: these te
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+
+import pytest
 
 import pytest_smtp
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 API_PAGES = DOCS / "reference" / "api"
+HOOK = DOCS / "hooks" / "rst_docstrings.py"
 DIRECTIVE = re.compile(r"^::: pytest_smtp\.(?P<name>\S+)\s*$", re.M)
 
 
@@ -61,3 +65,33 @@ def test_nav_lists_every_page() -> None:
     assert not absent, f"nav entries in mkdocs.yml with no page: {absent}"
     twice = sorted({page for page in nav if nav.count(page) > 1})
     assert not twice, f"pages listed more than once in the nav: {twice}"
+
+
+def test_docstrings_become_markdown_with_links() -> None:
+    """The site's griffe extension: roles, ``literals`` and ``::`` blocks as Markdown."""
+    griffe = pytest.importorskip("griffe", reason="the docs extra (./run.sh docs installs it)")
+    spec = importlib.util.spec_from_file_location("rst_docstrings", HOOK)
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    code = "class SMTPServer:\n    def reset(self) -> None: ...\n"
+    module = griffe.visit("pytest_smtp", filepath=Path("pytest_smtp/__init__.py"), code=code)
+    server = module["SMTPServer"]
+    text = hook.to_markdown(
+        "Uses :class:`~pytest_smtp.FakeDNS`, :meth:`reset` and :class:`Nowhere`; ``a`b``.\n"
+        "Example::\n\n    with SMTPServer() as s:\n        pass\n\nAfter.",
+        server,
+    )
+    assert text.splitlines() == [
+        'Uses <autoref identifier="pytest_smtp.FakeDNS" optional><code>FakeDNS</code></autoref>,'
+        ' <autoref identifier="pytest_smtp.SMTPServer.reset" optional>'
+        "<code>reset()</code></autoref> and `Nowhere`; `` a`b ``.",
+        "Example:",
+        "",
+        "```python",
+        "with SMTPServer() as s:",
+        "    pass",
+        "```",
+        "",
+        "After.",
+    ]

@@ -47,6 +47,10 @@ class Listeners(Generic[_E]):
 
         return remove
 
+    def __bool__(self) -> bool:
+        """True when any listener is registered (an emitter can skip building its event)."""
+        return bool(self._fns)
+
     def emit(self, event: _E) -> None:
         """Call every listener with ``event``; a raising one is recorded in :attr:`errors`."""
         for fn in self._fns:

@@ -340,9 +340,11 @@ class Folder:
                 f"Folder.append() takes the message as bytes, not {type(raw).__name__}; "
                 f"MailStore.deliver() also accepts str and EmailMessage"
             )
-        data = _crlf(bytes(raw))
-        flag_set = _normalize_flags(flags)
-        date = _aware(internal_date)
+        return self._file(_crlf(bytes(raw)), _normalize_flags(flags), _aware(internal_date))
+
+    def _file(self, data: bytes, flag_set: set[str], date: datetime) -> StoredMessage:
+        """Append what :meth:`append` has checked and normalised (CRLF bytes, canonical flags,
+        an aware date)."""
         with self._lock:
             message = StoredMessage(self.uidnext, data, flag_set, date)
             self._messages[message.uid] = message
@@ -417,7 +419,8 @@ class Folder:
         )
 
     def _emit(self, kind: Literal["append", "expunge", "flags"], uids: tuple[int, ...]) -> None:
-        self._maildrop._emit(StoreEvent(kind, self.address, self.name, uids))
+        if self._maildrop._store._listeners:  # no event is built for nobody
+            self._maildrop._emit(StoreEvent(kind, self.address, self.name, uids))
 
 
 def _describe_uids(uids: list[int]) -> str:
@@ -610,7 +613,8 @@ class MailStore:
             target = drop._folders.get(key)
             if target is None:
                 target = drop.create(key)
-            return target.append(raw, flags, internal_date)
+            # raw is CRLF already (_message_bytes): not counted again by Folder.append.
+            return target._file(raw, _normalize_flags(flags), _aware(internal_date))
 
     def maildrop(self, address: str) -> Maildrop:
         """The maildrop of ``address`` (domain case-insensitive), created empty when missing."""

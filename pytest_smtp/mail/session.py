@@ -58,6 +58,16 @@ class Reply:
                 f"{code // 100}{enhanced[1:]}"
             )
 
+    @classmethod
+    def _unchecked(cls, code: int, text: str, enhanced: str | None) -> Reply:
+        """A reply from parts known to be valid (the server's own constants), without the
+        checks of ``__post_init__``: for replies built once per message."""
+        reply = object.__new__(cls)
+        object.__setattr__(reply, "code", code)
+        object.__setattr__(reply, "text", text)
+        object.__setattr__(reply, "enhanced", enhanced)
+        return reply
+
     def __str__(self) -> str:
         first = self.text.split("\n", 1)[0]
         return " ".join(part for part in (str(self.code), self.enhanced, first) if part)

@@ -78,6 +78,10 @@ class _WaitableLog(SequenceABC[_T]):
         self._generation = 0
         self._cond = threading.Condition(threading.Lock())
         self._async_waiters: set[_AsyncWaiter] = set()
+        # Waits in progress (sync and async), counted under the lock: with none, an append
+        # wakes nobody and a change needs no note (a wait that starts later reads every item
+        # from the start).
+        self._scans = 0
         self._listeners: Listeners[_T] = Listeners(self._noun)
         #: Tracebacks of listeners that raised (see :meth:`add_listener`).
         self.listener_errors: list[str] = self._listeners.errors
@@ -159,14 +163,20 @@ class _WaitableLog(SequenceABC[_T]):
         with self._cond:
             self._index[id(item)] = len(self._items)
             self._items.append(item)
-            self._cond.notify_all()
-            targets = self._wake_targets()
-        self._wake(targets)
+            if self._scans or self._async_waiters:
+                self._cond.notify_all()
+                targets = self._wake_targets()
+            else:
+                targets = None
+        if targets:
+            self._wake(targets)
         self._listeners.emit(item)
 
     def _updated(self, item: _T) -> None:
         """Tell waiters that ``item``, already in the log, changed (e.g. it finished)."""
         with self._cond:
+            if not self._scans:
+                return
             index = self._index.get(id(item))
             if index is None or index >= len(self._items) or self._items[index] is not item:
                 return
@@ -258,17 +268,23 @@ class _WaitableLog(SequenceABC[_T]):
             )
         deadline = time.monotonic() + seconds
         scan: _Scan[_T] = _Scan()
-        while True:
+        with self._cond:
+            self._scans += 1
+        try:
+            while True:
+                with self._cond:
+                    if not self._has_news(scan):
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                    new, changed = self._take(scan)
+                found = self._evaluate(scan, new, changed, match, count)
+                if found is not None:
+                    return found
+        finally:
             with self._cond:
-                if not self._has_news(scan):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                new, changed = self._take(scan)
-            found = self._evaluate(scan, new, changed, match, count)
-            if found is not None:
-                return found
+                self._scans -= 1
         raise self._timeout_error(count, seconds, match, len(scan.matched))
 
     async def _wait_async(self, count: int, timeout: float | None, match: Filter[_T]) -> list[_T]:
@@ -279,6 +295,8 @@ class _WaitableLog(SequenceABC[_T]):
         waiter = _AsyncWaiter(loop)
         scan: _Scan[_T] = _Scan()
         future: asyncio.Future[None] | None = None
+        with self._cond:
+            self._scans += 1
         try:
             while True:
                 with self._cond:
@@ -300,6 +318,7 @@ class _WaitableLog(SequenceABC[_T]):
                 await asyncio.wait((future,), timeout=remaining)
         finally:
             with self._cond:
+                self._scans -= 1
                 self._async_waiters.discard(waiter)
             if future is not None and not future.done() and not loop.is_closed():
                 future.cancel()

@@ -148,6 +148,14 @@ def _wired(
     return hit
 
 
+def _queued(txn_id: int) -> tuple[Reply, bytes, tuple[str, ...]]:
+    """What :func:`_wired` gives for the 250 after DATA, built directly: it never repeats, and
+    its code, status and text are known to be valid (no checks, no line splitting)."""
+    text = f"OK: queued as {txn_id}"
+    line = f"250 2.0.0 {text}"
+    return Reply._unchecked(250, text, "2.0.0"), f"{line}\r\n".encode(), (f"S: {line}",)
+
+
 async def _in_task(coro: Coroutine[Any, None, None], pending: object) -> None:
     await _Resume(coro, pending)
 
@@ -228,7 +236,7 @@ class SMTPConnection(asyncio.Protocol):
             self.server.policy.active or self.server.faults.active
         )
         if self._greeted:
-            self._send(self._greeting())
+            self._send_greeting()
         # stop() and the tests' settle() wait on this until the dialogue has ended.
         self._done = self.server._track(self.loop.create_future())
         self._coro = self._run()
@@ -430,8 +438,9 @@ class SMTPConnection(asyncio.Protocol):
             self._out.append(data)
         else:
             self.transport.write(data)
-        for line in logged:
-            self._log_line(line)
+        self.lines.extend(logged)
+        if self.txn is not None:
+            self.txn.transcript.extend(logged)
 
     async def _reply(self, code: int, enhanced: str | None, text: str) -> Reply:
         reply, data, logged = _wired(code, text, enhanced)
@@ -480,7 +489,8 @@ class SMTPConnection(asyncio.Protocol):
                     self._log("C", f"<line over {_AUTH_LINE} octets>")
                     await self._reply(500, self._too_long_status(exc.head), "Line too long")
                     continue
-                limit = self._line_limit(raw)
+                # Every limit is at least _COMMAND_LINE: most lines need no lookup.
+                limit = self._line_limit(raw) if len(raw) > _COMMAND_LINE else _COMMAND_LINE
                 if len(raw) > limit:
                     self._log("C", f"<line of {len(raw)} octets, over the limit of {limit}>")
                     status = self._too_long_status(raw)
@@ -502,8 +512,8 @@ class SMTPConnection(asyncio.Protocol):
         finally:
             self._close()
 
-    def _greeting(self) -> Reply:
-        return Reply(220, f"{self.options.hostname} ESMTP pytest_smtp ready")
+    def _send_greeting(self) -> None:
+        self._write(*_wired(220, f"{self.options.hostname} ESMTP pytest_smtp ready", None)[1:])
 
     async def _greet(self) -> bool:
         if self._greeted:
@@ -515,7 +525,8 @@ class SMTPConnection(asyncio.Protocol):
                 await self._session_reply(verdict.reply, "connect")
                 self._no_service = verdict.reply.code >= 400
                 return True
-        await self._send_reply(self._greeting())
+        self._send_greeting()
+        await self._drain()
         return True
 
     async def _dispatch(self, raw: bytes) -> bool:
@@ -821,7 +832,8 @@ class SMTPConnection(asyncio.Protocol):
             return
         options = [k if v is None else f"{k}={v}" for k, v in params]
         route = path.source_route
-        if len(txn.rcpt_tos) >= self.options.max_recipients:
+        most = self.options.max_recipients
+        if len(txn.recipients) >= most and len(txn.rcpt_tos) >= most:
             reply = Reply(452, "Too many recipients", "4.5.3")
             txn.recipients.append(RecipientResult(address, options, reply, route))
             await self._respond(reply)
@@ -852,7 +864,8 @@ class SMTPConnection(asyncio.Protocol):
         if arg:
             await self._reply(501, "5.5.4", "Syntax: DATA (no arguments)")
             return
-        if not txn.rcpt_tos:
+        rcpt_tos = txn.rcpt_tos  # no RCPT can come in until this DATA has ended
+        if not rcpt_tos:
             if txn.recipients:
                 await self._respond(Reply(554, "No valid recipients", "5.5.1"), finish="data")
             else:
@@ -891,15 +904,16 @@ class SMTPConnection(asyncio.Protocol):
             defects.append("8-bit data without BODY=8BITMIME")
         if self._where is None:
             self._where = f"{self.server.host}:{self.server.port}"
-        mail_from, rcpt_tos = txn.mail_from, txn.rcpt_tos
+        mail_from = txn.mail_from
         if self._bridge is not None:
             mail_from, rcpt_tos = self._bridge.paths(mail_from, rcpt_tos)
         message = Message(
             raw=body,
             mail_from=mail_from,
             rcpt_tos=rcpt_tos,
-            mail_options=list(txn.mail_options),
-            rcpt_options={r.address: list(r.options) for r in txn.recipients if r.accepted},
+            # Message copies these two (its own lists): no copy here as well.
+            mail_options=txn.mail_options,
+            rcpt_options={r.address: r.options for r in txn.recipients if r.accepted},
             # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
             # AUTH) can happen inside a transaction.
             session=txn.session,
@@ -922,7 +936,7 @@ class SMTPConnection(asyncio.Protocol):
                 return
         if self.options.authenticate:  # verdicts on message.auth before anyone can read it
             await self.server.authenticate_message(message)
-        reply, data, logged = _wired(250, f"OK: queued as {txn.id}", "2.0.0", keep=False)
+        reply, data, logged = _queued(txn.id)
         if self._bridge is not None:
             handled = await self._bridge.data(message)
             if handled is not None and handled.code >= 400:

@@ -1,0 +1,117 @@
+"""Instructions per transaction and per message, ours against the floor, counted by callgrind.
+
+Time on this shared machine moves by 30% between runs; instruction counts do not. Each server
+(the floor responder of bench/peers.py and pytest_smtp's SMTPServer) is driven by the same
+smtplib client in a child process under ``valgrind --tool=callgrind --separate-threads=yes``,
+twice: a short run and a long one. The difference, divided by the difference in work, is the
+cost of one transaction (connect, EHLO, MAIL, RCPT, DATA, QUIT on a new connection) or of one
+message on a kept connection (MAIL, RCPT, DATA), without start-up and imports. The main thread
+is the client; every other thread is the server's (the engine thread, the floor's loop thread).
+Prints figures; passes or fails nothing. Needs valgrind (Debian package ``valgrind``).
+
+Run: .venv/bin/python bench/bench_instructions.py [--short N] [--long N] [--only floor ours]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import smtplib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _support import CLIENT_NAME, environment_line, small_message
+from peers import floor_server, ours
+
+SERVERS = {"floor": floor_server, "ours": ours}
+MODES = ("transaction", "connection")
+
+
+def child(server: str, mode: str, count: int) -> None:
+    """Run ``count`` transactions (or messages on one connection) against ``server``."""
+    message = small_message()
+    with SERVERS[server]() as (host, port, stored):
+        if mode == "transaction":
+            for _ in range(count):
+                with smtplib.SMTP(host, port, local_hostname=CLIENT_NAME) as client:
+                    client.sendmail("alice@example.test", ["bob@example.test"], message)
+        else:
+            with smtplib.SMTP(host, port, local_hostname=CLIENT_NAME) as client:
+                for _ in range(count):
+                    client.sendmail("alice@example.test", ["bob@example.test"], message)
+        if stored() != count:
+            raise RuntimeError(f"{server}: {stored()} of {count} messages stored")
+
+
+def counted(server: str, mode: str, count: int) -> tuple[int, int]:
+    """(client thread, server threads) instructions of one child run under callgrind."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "callgrind.out"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--child",
+                server,
+                mode,
+                str(count),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        threads: dict[int, int] = {}
+        for path in Path(folder).glob("callgrind.out-*"):
+            number = int(path.name.rsplit("-", 1)[1])
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith(("totals:", "summary:")):
+                    threads[number] = int(line.split()[1])
+                    break
+    client = threads.pop(1, 0)
+    return client, sum(threads.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--short", type=int, default=10, help="work of the short run")
+    parser.add_argument("--long", type=int, default=110, help="work of the long run")
+    parser.add_argument("--only", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("bench_instructions.py needs valgrind (apt-get install valgrind)")
+    print(environment_line())
+    extra = args.long - args.short
+    print(
+        f"callgrind, --separate-threads=yes: ({args.long} - {args.short}) / {extra}; "
+        f"M = million instructions"
+    )
+    print(f"{'':34} {'server':>8} {'client':>8} {'process':>8} {'x floor':>8}")
+    for mode in args.only:
+        floor_total = 0.0
+        unit = "per transaction" if mode == "transaction" else "per message, one connection"
+        for server in SERVERS:
+            short = counted(server, mode, args.short)
+            long = counted(server, mode, args.long)
+            client = (long[0] - short[0]) / extra / 1e6
+            serving = (long[1] - short[1]) / extra / 1e6
+            total = client + serving
+            if server == "floor":
+                floor_total = total
+            print(
+                f"{unit + ': ' + server:34} {serving:7.3f}M {client:7.3f}M {total:7.3f}M "
+                f"{total / floor_total:7.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

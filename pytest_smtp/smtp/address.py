@@ -24,8 +24,11 @@ _DOT_STRING = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*\Z")
 _DOT_STRING_UTF8 = re.compile(rf"(?:[{_ATEXT}]|[^\x00-\x7f])+(?:\.(?:[{_ATEXT}]|[^\x00-\x7f])+)*\Z")
 _QUOTED = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"\Z')
 _QUOTED_UTF8 = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|[^\x00-\x7f]|\\[\x20-\x7e])*"\Z')
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
-_LABEL_UTF8 = re.compile(r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f]){1,63}(?<!-)\Z")
+# A whole domain in one match: dot-separated labels of 1-63, no hyphen at either end.
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_LABEL_UTF8 = r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f]){1,63}(?<!-)"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\Z")
+_DOMAIN_UTF8 = re.compile(rf"(?:{_LABEL_UTF8}\.)*{_LABEL_UTF8}\Z")
 _PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _PARAM_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")
 _PARAM_VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")
@@ -80,8 +83,7 @@ def _check_domain(domain: str, utf8: bool, enhanced: str) -> None:
         return
     if len(domain) > MAX_DOMAIN:
         raise EnvelopeSyntaxError(501, enhanced, f"Domain longer than {MAX_DOMAIN} octets")
-    label = _LABEL_UTF8 if utf8 else _LABEL
-    if not domain or not all(label.match(part) for part in domain.split(".")):
+    if not (_DOMAIN_UTF8 if utf8 else _DOMAIN).match(domain):
         raise EnvelopeSyntaxError(501, enhanced, f"Bad domain syntax {domain!r}")
 
 

@@ -14,7 +14,7 @@ import base64
 import io
 import re
 import ssl
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,19 @@ class _Yield:
 
 _PARK = _Yield(_DATA)
 _ADOPT = _Yield(_TO_TASK)
+
+
+class _Ready:
+    """An awaitable that is None at once, without suspending (no generator to build)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        # An exhausted iterator is all `await` needs: it ends with None at the first step.
+        return iter(())  # type: ignore[return-value]
+
+
+_NO_VERDICT = _Ready()
 
 
 class _Resume:
@@ -445,12 +458,14 @@ class SMTPConnection(asyncio.Protocol):
     async def _reply(self, code: int, enhanced: str | None, text: str) -> Reply:
         reply, data, logged = _wired(code, text, enhanced)
         self._write(data, logged)
-        await self._drain()
+        if self._write_paused:
+            await self._drain()
         return reply
 
     async def _send_reply(self, reply: Reply) -> Reply:
         self._send(reply)
-        await self._drain()
+        if self._write_paused:
+            await self._drain()
         return reply
 
     async def _drain(self) -> None:
@@ -589,7 +604,15 @@ class SMTPConnection(asyncio.Protocol):
         return True
 
     # -- fault hook ------------------------------------------------------------------------
-    async def _fault(self, stage: str, **context: Any) -> Verdict | None:
+    def _fault(self, stage: str, **context: Any) -> Awaitable[Verdict | None]:
+        """The verdict of the rules for ``stage``; with no rule set (nearly always), an
+        awaitable that is None at once: no coroutine to build and run per command."""
+        server = self.server
+        if server.policy.active or server.faults.active:
+            return self._evaluate(stage, context)
+        return _NO_VERDICT
+
+    async def _evaluate(self, stage: str, context: dict[str, Any]) -> Verdict | None:
         # The server's standing policy (e.g. a relay's "Relay access denied") comes first, then
         # the test's fault rules. Both are the same rule machinery.
         for rules in (self.server.policy, self.server.faults):

@@ -82,13 +82,15 @@ _TO_TASK = object()
 class _Yield:
     """An awaitable that yields one marker to whoever steps the coroutine."""
 
-    __slots__ = ("marker",)
+    __slots__ = ("markers",)
 
     def __init__(self, marker: object) -> None:
-        self.marker = marker
+        self.markers = (marker,)
 
     def __await__(self) -> Generator[Any, None, None]:
-        yield self.marker
+        # An iterator over the one marker, not a generator: nothing to build per await. A
+        # value sent or an exception thrown in lands at the `await`, as with a generator.
+        return iter(self.markers)  # type: ignore[return-value]
 
 
 _PARK = _Yield(_DATA)
@@ -377,22 +379,26 @@ class SMTPConnection(asyncio.Protocol):
         """The next line, CRLF included. Only CRLF ends a line (RFC 5321 §2.3.8): a bare CR or
         LF stays inside it. A line longer than _AUTH_LINE is discarded and never buffered."""
         while True:
+            buf = self._buf
+            if not buf:  # between commands the buffer is empty: wait without a scan
+                await self._wait_data()
+                continue
             # A CR at the end of the previous scan may pair with an LF that just came in.
-            index = self._buf.find(b"\r\n", max(self._scan - 1, 0))
+            index = buf.find(b"\r\n", max(self._scan - 1, 0))
             if index + 2 > _AUTH_LINE:
                 # The same answer whether the long line came in one segment or in several.
-                head = bytes(self._buf[:5])
-                del self._buf[: index + 2]
+                head = bytes(buf[:5])
+                del buf[: index + 2]
                 self._scan = 0
                 raise _LineTooLong(head)
             if index >= 0:
-                line = bytes(self._buf[: index + 2])
-                del self._buf[: index + 2]
+                line = bytes(buf[: index + 2])
+                del buf[: index + 2]
                 self._scan = 0
                 return line
-            self._scan = len(self._buf)
+            self._scan = len(buf)
             if self._scan >= _AUTH_LINE:
-                head = bytes(self._buf[:5])
+                head = bytes(buf[:5])
                 await self._discard_line()
                 raise _LineTooLong(head)
             await self._wait_data()

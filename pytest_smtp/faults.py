@@ -460,6 +460,8 @@ class FaultSet:
         :class:`FaultContext` (``address``, ``message``, ``helo``, ``mechanism``)."""
         if session is None:
             raise ValueError(f"evaluate({stage!r}) needs the connection's SessionInfo, not None")
+        if not self._rules:
+            return None  # no rule: no context to build, no snapshot of the rules to take
         ctx = FaultContext(stage=stage, session=session, transaction=transaction, **context)
         delay = 0.0
         for rule in self.rules:

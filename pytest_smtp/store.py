@@ -609,12 +609,13 @@ class MailStore:
         raw = _message_bytes(message)
         with self.lock:
             drop = self.maildrop(address)
-            key = _normalize_folder_name(folder)
+            key = "INBOX" if folder == "INBOX" else _normalize_folder_name(folder)
             target = drop._folders.get(key)
             if target is None:
                 target = drop.create(key)
             # raw is CRLF already (_message_bytes): not counted again by Folder.append.
-            return target._file(raw, _normalize_flags(flags), _aware(internal_date))
+            flag_set = set() if flags == () else _normalize_flags(flags)
+            return target._file(raw, flag_set, _aware(internal_date))
 
     def maildrop(self, address: str) -> Maildrop:
         """The maildrop of ``address`` (domain case-insensitive), created empty when missing."""

@@ -258,12 +258,16 @@ class SMTPConnection(asyncio.Protocol):
         self._step()
 
     def data_received(self, data: bytes) -> None:
-        self._buf += data
+        buf = self._buf
+        buf += data
         self._last_activity = self.loop.time()
-        if len(self._buf) > _HIGH_WATER and not self._read_paused and self.transport:
+        if len(buf) > _HIGH_WATER and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self._coro is not None:
+            self._step()  # what _wake does first, without the call: once per segment
+        else:
+            self._wake()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -451,15 +455,17 @@ class SMTPConnection(asyncio.Protocol):
         self._write(*_wired(reply.code, reply.text, reply.enhanced)[1:])
 
     def _write(self, data: bytes, logged: tuple[str, ...]) -> None:
-        if self.transport is None or self._closed:
+        if self._closed or self.transport is None:
             return
-        if self._out is not None:
-            self._out.append(data)
+        out = self._out
+        if out is not None:
+            out.append(data)
         else:
             self.transport.write(data)
         self.lines.extend(logged)
-        if self.txn is not None:
-            self.txn.transcript.extend(logged)
+        txn = self.txn
+        if txn is not None:
+            txn.transcript.extend(logged)
 
     async def _reply(self, code: int, enhanced: str | None, text: str) -> Reply:
         reply, data, logged = _wired(code, text, enhanced)
@@ -562,19 +568,17 @@ class SMTPConnection(asyncio.Protocol):
         verb, _, arg = text.partition(" ")
         verb = verb.upper()
         logged = f"AUTH {arg.split(' ', 1)[0]} ****" if verb == "AUTH" and " " in arg else text
-        controls = "\r" in text or "\n" in text
-        nul = "\0" in text
-        self._log_line("C: " + (logged.translate(_VISIBLE_CONTROLS) if controls or nul else logged))
-        if controls:
-            # One CRLF-terminated line is one command: a bare CR or LF never splits it into
-            # two (the RCPT-smuggling trick), and the whole line is refused.
-            await self._reply(
-                501, "5.5.2", "Syntax error: bare CR or LF in command line (only CRLF ends a line)"
-            )
+        if "\r" in text or "\n" in text or "\0" in text:  # rare: the whole line is refused
+            self._log_line("C: " + logged.translate(_VISIBLE_CONTROLS))
+            if "\r" in text or "\n" in text:
+                # One CRLF-terminated line is one command: a bare CR or LF never splits it
+                # into two (the RCPT-smuggling trick).
+                why = "Syntax error: bare CR or LF in command line (only CRLF ends a line)"
+            else:
+                why = "Syntax error: NUL in command"
+            await self._reply(501, "5.5.2", why)
             return True
-        if nul:
-            await self._reply(501, "5.5.2", "Syntax error: NUL in command")
-            return True
+        self._log_line("C: " + logged)
         if not verb.isascii():
             await self._reply(500, "5.5.2", "Syntax error: command verb is not ASCII")
             return False

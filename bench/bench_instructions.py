@@ -6,7 +6,9 @@ smtplib client in a child process under ``valgrind --tool=callgrind --separate-t
 twice: a short run and a long one. The difference, divided by the difference in work, is the
 cost of one transaction (connect, EHLO, MAIL, RCPT, DATA, QUIT on a new connection) or of one
 message on a kept connection (MAIL, RCPT, DATA), without start-up and imports. The main thread
-is the client; every other thread is the server's (the engine thread, the floor's loop thread).
+is the client; every other thread is the server's (the engine thread, the floor's loop thread,
+aiosmtpd's Controller thread). Bare aiosmtpd (the best peer of bench_throughput.py in most
+runs) is counted too: "ours /" is our process total over that server's.
 Prints figures; passes or fails nothing. Needs valgrind (Debian package ``valgrind``).
 
 Run: .venv/bin/python bench/bench_instructions.py [--short N] [--long N] [--only floor ours]
@@ -23,9 +25,9 @@ import tempfile
 from pathlib import Path
 
 from _support import CLIENT_NAME, environment_line, small_message
-from peers import floor_server, ours
+from peers import bare_aiosmtpd, floor_server, ours
 
-SERVERS = {"floor": floor_server, "ours": ours}
+SERVERS = {"floor": floor_server, "ours": ours, "aiosmtpd": bare_aiosmtpd}
 MODES = ("transaction", "connection")
 
 
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=10, help="work of the short run")
     parser.add_argument("--long", type=int, default=110, help="work of the long run")
     parser.add_argument("--only", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=list(SERVERS))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -95,21 +98,24 @@ def main() -> None:
         f"callgrind, --separate-threads=yes: ({args.long} - {args.short}) / {extra}; "
         f"M = million instructions"
     )
-    print(f"{'':34} {'server':>8} {'client':>8} {'process':>8} {'x floor':>8}")
+    print(f"{'':38} {'server':>8} {'client':>8} {'process':>8} {'x floor':>8} {'ours /':>7}")
+    servers = ["floor", "ours", *(s for s in args.servers if s not in ("floor", "ours"))]
     for mode in args.only:
-        floor_total = 0.0
         unit = "per transaction" if mode == "transaction" else "per message, one connection"
-        for server in SERVERS:
+        totals: dict[str, tuple[float, float]] = {}
+        for server in servers:
             short = counted(server, mode, args.short)
             long = counted(server, mode, args.long)
             client = (long[0] - short[0]) / extra / 1e6
             serving = (long[1] - short[1]) / extra / 1e6
-            total = client + serving
-            if server == "floor":
-                floor_total = total
+            totals[server] = (serving, client)
+        floor_total = sum(totals["floor"])
+        ours_total = sum(totals["ours"])
+        for server, (serving, client) in totals.items():
+            total = serving + client
             print(
-                f"{unit + ': ' + server:34} {serving:7.3f}M {client:7.3f}M {total:7.3f}M "
-                f"{total / floor_total:7.2f}x"
+                f"{unit + ': ' + server:38} {serving:7.3f}M {client:7.3f}M {total:7.3f}M "
+                f"{total / floor_total:7.2f}x {ours_total / total:6.2f}x"
             )
 
 

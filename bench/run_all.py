@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 #: Arguments that make each script shorter, for a smoke run (--quick).
 QUICK_ARGS = {
     "bench_fixture.py": ["--repetitions", "3"],
+    "bench_instructions.py": ["--long", "60", "--servers", "floor", "ours"],
     "bench_tls.py": ["--repetitions", "2"],
     "bench_throughput.py": ["--repetitions", "1", "--messages", "500"],
     "bench_transaction.py": ["--rounds", "3"],

@@ -29,6 +29,11 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _LABEL_UTF8 = r"(?!-)(?:[A-Za-z0-9-]|[^\x00-\x7f]){1,63}(?<!-)"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\Z")
 _DOMAIN_UTF8 = re.compile(rf"(?:{_LABEL_UTF8}\.)*{_LABEL_UTF8}\Z")
+# The path nearly every client sends, <dot-atom@domain> and nothing or " parameters": valid
+# with or without SMTPUTF8, so parse_path takes it in one match (lengths checked after).
+_PLAIN_PATH = re.compile(
+    rf"<([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@((?:{_LABEL}\.)*{_LABEL})>(?: (.*))?\Z"
+)
 _PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _PARAM_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e]+\Z")
 _PARAM_VALUE_UTF8 = re.compile(r"(?:[\x21-\x3c\x3e-\x7e]|[^\x00-\x7f])+\Z")
@@ -112,6 +117,9 @@ def parse_path(text: str, *, utf8: bool, sender: bool) -> Path:
     if "\r" in text or "\n" in text or "\0" in text:
         raise EnvelopeSyntaxError(501, "5.5.2", "CR, LF or NUL in command")
     text = text.lstrip(" ")
+    plain = _PLAIN_PATH.match(text)
+    if plain is not None and len(plain[1]) <= MAX_LOCAL_PART and plain.end(2) + 1 <= MAX_PATH:
+        return Path(text[1 : plain.end(2)], (plain[3] or "").strip(" "), None)
     if not text.startswith("<"):
         raise EnvelopeSyntaxError(
             501, "5.5.4", f"Syntax: {'MAIL FROM' if sender else 'RCPT TO'}:<address> (missing '<')"

@@ -60,6 +60,24 @@ def test_invalid_recipient_paths(text: str, code: int, enhanced: str) -> None:
     assert (info.value.code, info.value.enhanced) == (code, enhanced)
 
 
+# The limits at their edges, for the plain <dot-atom@domain> path parse_path takes in one match
+# as for any other: a 64-octet local part and a 256-octet path pass, one more octet does not.
+_DOMAIN_250 = ".".join(["d" * 62] * 4)[:245] + ".test"
+
+
+@pytest.mark.parametrize("utf8", [False, True])
+def test_plain_paths_keep_the_length_limits(utf8: bool) -> None:
+    local = "l" * 64
+    assert parse_path(f"<{local}@b.test>  SIZE=1 ", utf8=utf8, sender=False).rest == "SIZE=1"
+    with pytest.raises(EnvelopeSyntaxError, match="Local part longer than 64"):
+        parse_path(f"<{local}x@b.test>", utf8=utf8, sender=False)
+    path = f"<abc@{_DOMAIN_250}>"
+    assert len(path) == 256
+    assert parse_path(path, utf8=utf8, sender=False).address == path[1:-1]
+    with pytest.raises(EnvelopeSyntaxError, match="Path longer than 256"):
+        parse_path(f"<abcd@{_DOMAIN_250}>", utf8=utf8, sender=False)
+
+
 def test_utf8_addresses_need_smtputf8() -> None:
     assert parse_path("<ü@bücher.test>", utf8=True, sender=False).address == "ü@bücher.test"
 

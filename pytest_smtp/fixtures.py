@@ -161,8 +161,8 @@ def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
 
 
 def _dns_for(request: pytest.FixtureRequest, options: ServerOptions) -> FakeDNS | None:
-    """``smtp_dns`` for a server with ``authenticate=True`` (what it verifies against)."""
-    if not options.authenticate:
+    """``smtp_dns`` for a server that verifies mail (``authenticate``/``enforce_dmarc``)."""
+    if not options.verifies:
         return None
     dns: FakeDNS = request.getfixturevalue("smtp_dns")
     return dns

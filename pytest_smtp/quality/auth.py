@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import dns.exception
 import dns.resolver
 
+from pytest_smtp.mail.session import Reply
+
 try:
     import authres  # type: ignore[import-untyped]
     import authres.arc  # type: ignore[import-untyped]
@@ -123,6 +125,18 @@ class DMARCVerdict:
     def __str__(self) -> str:
         return (
             f"dmarc={self.result} (header.from={self.from_domain} p={self.policy}: {self.reason})"
+        )
+
+    def refusal(self) -> Reply | None:
+        """What a receiving MX that enforces DMARC answers at the end of DATA: ``550 5.7.1``
+        when the message fails and the policy says ``reject``; ``None`` (accept) otherwise."""
+        if self.result != "fail" or self.disposition != "reject":
+            return None
+        return Reply(
+            550,
+            f"Unauthenticated email from {self.from_domain} is not accepted due to its DMARC "
+            f"policy (p={self.policy}: {self.reason})",
+            "5.7.1",
         )
 
 

@@ -197,7 +197,7 @@ class MailNetwork:
             raise ValueError(f"a host name looks like 'mx.example.test', not {name!r}")
         if key in self.hosts:
             raise ValueError(f"host {key!r} already exists in this network")
-        for option in ("host", "port", "hostname"):
+        for option in ("host", "port", "hostname", "dns"):
             if option in server_options:
                 raise TypeError(
                     f"{option}= is chosen by the network (the host name is {key!r}); "
@@ -208,7 +208,7 @@ class MailNetwork:
         except ValueError as exc:
             raise ValueError(f"networks must be CIDRs such as '127.0.0.1/32': {exc}") from None
         ip = self._allocate_ip()
-        server = SMTPServer(host=ip, hostname=key, **server_options)
+        server = SMTPServer(host=ip, hostname=key, dns=self.dns, **server_options)
         host = Host(
             name=key,
             server=server,

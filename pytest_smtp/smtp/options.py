@@ -455,6 +455,16 @@ class ServerOptions:
         _BOOL,
         setting=True,
     )
+    enforce_dmarc: bool = _option(
+        False,
+        parse_bool,
+        "act on the sender's DMARC policy as a receiving MX does (implies `authenticate`): a "
+        "message failing DMARC under `p=reject` gets `550 5.7.1` and is not accepted (a relay "
+        "bounces it), under `p=quarantine` it is accepted and filed into each recipient's "
+        "`Junk` folder",
+        _BOOL,
+        setting=True,
+    )
     strict: bool = _option(
         False,
         parse_bool,
@@ -463,6 +473,12 @@ class ServerOptions:
         _BOOL,
         setting=True,
     )
+
+    @property
+    def verifies(self) -> bool:
+        """True when each accepted message is verified (``authenticate`` or
+        ``enforce_dmarc``)."""
+        return self.authenticate or self.enforce_dmarc
 
     @property
     def auth_table(self) -> dict[str, str] | Literal["any"] | None:

@@ -967,8 +967,13 @@ class SMTPConnection(asyncio.Protocol):
                 self._finish("dropped", "eod", reply, message=message)
                 await self._send_reply(Reply(250, f"OK: queued as {txn.id}", "2.0.0"))
                 return
-        if self.options.authenticate:  # verdicts on message.auth before anyone can read it
+        if self.options.verifies:  # verdicts on message.auth before anyone can read it
             await self.server.authenticate_message(message)
+            if self.options.enforce_dmarc:
+                refusal = message.auth.dmarc.refusal()
+                if refusal is not None:
+                    await self._respond(refusal, finish="eod")
+                    return
         reply, data, logged = _queued(txn.id)
         if self._bridge is not None:
             handled = await self._bridge.data(message)

@@ -53,10 +53,11 @@ class SMTPServer(ServesTLS, LoopServer):
         **kwargs: Any,
     ) -> None:
         self.options = ServerOptions.build(options, **kwargs)
-        if self.options.authenticate:
+        if self.options.verifies:
             if dns is None:
                 raise OptionError(
-                    "authenticate=True needs the fake DNS to verify against: pass "
+                    "authenticate=True needs the fake DNS to verify against (enforce_dmarc=True "
+                    "implies it): pass "
                     "SMTPServer(dns=FakeDNS(...)) (under pytest the smtp_server fixtures pass "
                     "smtp_dns), or leave authenticate off and call "
                     "pytest_smtp.quality.verify(message, dns) yourself"
@@ -188,9 +189,12 @@ class SMTPServer(ServesTLS, LoopServer):
                 (rcpt, None if data is None else auth.stamp(data, self.hostname))
                 for rcpt, data in copies
             ]
+        folder = "INBOX"
+        if auth is not None and self.options.enforce_dmarc:
+            folder = "Junk" if auth.dmarc.disposition == "quarantine" else "INBOX"
         for rcpt, data in copies:
             if data is not None:
-                self.store.deliver(rcpt, data, internal_date=message.received_at)
+                self.store.deliver(rcpt, data, folder, internal_date=message.received_at)
         self.mailbox._append(message)
         self._captured = True
 

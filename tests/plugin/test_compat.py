@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+# The real smtpdfix and pytest-localserver plugins (the bench extra installs them) stay out:
+# these runs are about the bridge's own fixtures. Blocking an absent plugin is harmless.
+INI = (
+    "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+    "addopts = -p no:smtpd -p no:localserver\n"
+)
 
 # The smtpdfix README's tests, as users write them.
 SMTPDFIX_TESTS = """

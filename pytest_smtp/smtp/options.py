@@ -210,7 +210,7 @@ def _parse_handler(name: str, value: Any) -> Any:
             f"handler must be an aiosmtpd-style handler object (with async handle_DATA, "
             f"handle_RCPT... methods), given from Python, not {value!r}"
         )
-    for hook in HANDLER_HOOKS:
+    for hook in (*HANDLER_HOOKS, "exception"):
         method = getattr(value, f"handle_{hook}", None)
         if method is not None and not inspect.iscoroutinefunction(method):
             raise OptionError(

@@ -286,6 +286,47 @@ def test_a_handler_exception_resets_the_transaction_where_aiosmtpd_keeps_it() ->
     assert len(errors) == 1 and "RuntimeError: handler bug" in errors[0]
 
 
+class RaisesAndSays(Raises):
+    """``handle_exception`` turns the hook's exception into a reply of its own."""
+
+    def __init__(self) -> None:
+        self.errors: list[Exception] = []
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.errors.append(error)
+        return f"451 4.3.0 Try again later ({type(error).__name__} handled)"
+
+
+def test_handle_exception_gives_the_reply_on_both_servers() -> None:
+    dialogue = [
+        "EHLO c.test",
+        "MAIL FROM:<boom@x.test>",
+        "RSET",
+        "MAIL FROM:<fine@x.test>",
+        "RCPT TO:<r@example.test>",
+        "QUIT",
+    ]
+    theirs_handler = RaisesAndSays()
+    controller = BoundController(theirs_handler, server_hostname="mx.test")
+    controller.start()
+    try:
+        theirs = converse(("127.0.0.1", controller.port), dialogue)
+    finally:
+        controller.stop()
+    ours_handler = RaisesAndSays()
+    with SMTPServer(handler=ours_handler) as server:
+        ours = converse(server.address, dialogue)
+        errors = list(server.errors)
+        txn = server.transactions.wait_for(2, predicate=lambda t: not t.in_progress)[0]
+    said = "451 4.3.0 Try again later (RuntimeError handled)"
+    assert theirs[2] == ours[2] == [said]
+    assert [r[0][:3] for r in theirs[3:]] == [r[0][:3] for r in ours[3:]]
+    assert [r[0][:3] for r in ours[3:]] == ["250", "250", "250", "221"]
+    assert [str(e) for e in theirs_handler.errors] == [str(e) for e in ours_handler.errors]
+    assert errors == [], "the handler took charge of its exception: nothing to report"
+    assert txn.outcome == "deferred" and txn.reply is not None and str(txn.reply) == said
+
+
 def test_ehlo_hook_replaces_the_lines_in_both_forms() -> None:
     class NewForm:
         async def handle_EHLO(

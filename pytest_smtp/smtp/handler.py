@@ -28,6 +28,8 @@ and the error is reported with the test. This module never imports pytest.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import inspect
 import re
 from typing import TYPE_CHECKING, Any
@@ -37,7 +39,7 @@ from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
 from ..mail import Reply
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ..mail import Message
 
@@ -111,6 +113,7 @@ class HandlerBridge:
         self._send = send
         self._auth_result: AuthResult | None = None
         self._pushed = ""  # continuation lines pushed, waiting for their last line
+        self._readline: Callable[[], Awaitable[bytes]] | None = None  # while auth_NAME runs
 
     async def push(self, status: str) -> None:
         """Send ``status`` now, as aiosmtpd's ``SMTP.push`` does; continuation lines
@@ -250,6 +253,69 @@ class HandlerBridge:
 
         return check
 
+    async def run_mechanism(
+        self, attribute: str, args: list[str], readline: Callable[[], Awaitable[bytes]]
+    ) -> tuple[Reply | None, str | None]:
+        """Run the handler's own ``auth_NAME(server, args)`` method, as aiosmtpd does: it may
+        ``await server.challenge_auth(...)`` for each exchange and returns an ``AuthResult``
+        (or the older forms: ``None`` when it replied itself, ``MISSING``/``False`` for bad
+        credentials, anything else for success). Returns the reply to send (None when the
+        method sent its own) and the login on success (``""`` when the mechanism has none)."""
+        self._readline = readline
+        try:
+            result = await getattr(self.handler, attribute)(self, args)
+        finally:
+            self._readline = None
+        invalid = Reply(535, "Authentication credentials invalid", "5.7.8")
+        success = Reply(235, "Authentication successful", "2.7.0")
+        if isinstance(result, AuthResult):
+            if not result.success:
+                if result.handled:
+                    return None, None
+                return (
+                    parse_status(result.message, attribute) if result.message else invalid
+                ), None
+            self.session.authenticated = True
+            self.session.auth_data = result.auth_data
+            login = getattr(result.auth_data, "login", None)
+            self.session.login_data = login
+            reply = parse_status(result.message, attribute) if result.message else success
+            return reply, _text(login)
+        if result is None:
+            return None, None
+        if result is MISSING or result is False:
+            return invalid, None
+        self.session.authenticated = True
+        self.session.login_data = result
+        return success, _text(result)
+
+    async def challenge_auth(
+        self,
+        challenge: str | bytes,
+        encode_to_b64: bool = True,
+        log_client_response: bool = False,
+    ) -> Any:
+        """aiosmtpd's ``SMTP.challenge_auth`` for an ``auth_NAME`` method: send ``334`` and
+        ``challenge`` (base64 unless ``encode_to_b64=False``), return the client's answer
+        decoded, or ``MISSING`` after answering ``501`` to a ``*`` or bad base64."""
+        readline = self._readline
+        if readline is None:
+            raise RuntimeError(
+                "challenge_auth() is for a handler's auth_NAME method, while it runs"
+            )
+        data = challenge.encode("utf-8") if isinstance(challenge, str) else challenge
+        text = (base64.b64encode(data) if encode_to_b64 else data).decode("ascii")
+        self._send(Reply(334, text))
+        line = (await readline()).strip()
+        if line == b"*":
+            self._send(Reply(501, "Auth aborted", "5.7.0"))
+            return MISSING
+        try:
+            return base64.b64decode(line, validate=True)
+        except binascii.Error:
+            self._send(Reply(501, "Can't decode base64", "5.5.2"))
+            return MISSING
+
     def authenticated(self, success: bool) -> Reply | None:
         """Record the outcome in the session; the ``AuthResult.message`` reply, if one."""
         result = self._auth_result
@@ -261,3 +327,12 @@ class HandlerBridge:
         if result is not None and result.message:
             return parse_status(result.message, "authenticator")
         return None
+
+
+def _text(login: object) -> str:
+    """A login as the session records it: bytes decoded, ``""`` when there is none."""
+    if login is None:
+        return ""
+    if isinstance(login, bytes):
+        return login.decode("utf-8", "replace")
+    return str(login)

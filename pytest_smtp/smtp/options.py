@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -202,6 +203,27 @@ def _parse_hostname(name: str, value: Any) -> str:
 HANDLER_HOOKS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "AUTH")
 
 
+_MECHANISM_NAME = re.compile(r"[A-Z0-9_-]+\Z")
+
+
+def handler_mechanisms(handler: Any) -> dict[str, str]:
+    """The AUTH mechanisms an aiosmtpd handler implements itself, by name: its
+    ``async auth_NAME(server, args)`` methods (``auth_CRAM__MD5`` is ``CRAM-MD5``; aiosmtpd's
+    ``@auth_mechanism("NAME")`` names one explicitly) -> the method's attribute name."""
+    if handler is None:
+        return {}
+    found: dict[str, str] = {}
+    for attribute in dir(handler):
+        if not attribute.startswith("auth_") or not callable(getattr(handler, attribute, None)):
+            continue
+        method = getattr(handler, attribute)
+        name = getattr(method, "__auth_mechanism_name__", None)
+        if name is None:
+            name = attribute[len("auth_") :].replace("__", "-")
+        found[str(name).upper()] = attribute
+    return found
+
+
 def _parse_handler(name: str, value: Any) -> Any:
     if value is None:
         return None
@@ -210,6 +232,17 @@ def _parse_handler(name: str, value: Any) -> Any:
             f"handler must be an aiosmtpd-style handler object (with async handle_DATA, "
             f"handle_RCPT... methods), given from Python, not {value!r}"
         )
+    for mechanism, attribute in handler_mechanisms(value).items():
+        if not _MECHANISM_NAME.match(mechanism):
+            raise OptionError(
+                f"handler.{attribute} names the AUTH mechanism {mechanism!r}; a mechanism name "
+                "is made of A-Z, 0-9, '_' and '-' (RFC 4422 §3.1)"
+            )
+        if not inspect.iscoroutinefunction(getattr(value, attribute)):
+            raise OptionError(
+                f"handler.{attribute} must be an async method "
+                f"(async def {attribute}(self, server, args)), as aiosmtpd calls it"
+            )
     for hook in (*HANDLER_HOOKS, "exception"):
         method = getattr(value, f"handle_{hook}", None)
         if method is not None and not inspect.iscoroutinefunction(method):
@@ -443,8 +476,18 @@ class ServerOptions:
 
     @property
     def offers_auth(self) -> bool:
-        """True when AUTH is configured, by ``auth`` or by ``authenticator``."""
-        return self.auth is not None or self.authenticator is not None
+        """True when AUTH is configured: by ``auth``, by ``authenticator``, or by a handler's
+        own ``auth_NAME`` mechanisms."""
+        return bool(self.mechanisms)
+
+    @property
+    def mechanisms(self) -> tuple[str, ...]:
+        """The AUTH mechanisms offered, in order: ``auth_mechanisms`` (when ``auth`` or
+        ``authenticator`` is set), then the handler's own (:func:`handler_mechanisms`)."""
+        own: tuple[str, ...] = ()
+        if self.auth is not None or self.authenticator is not None:
+            own = self.auth_mechanisms
+        return own + tuple(m for m in handler_mechanisms(self.handler) if m not in own)
 
     authenticate: bool = _option(
         False,

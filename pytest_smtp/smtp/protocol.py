@@ -27,6 +27,7 @@ from .address import (
     parse_path,
 )
 from .auth import AuthAborted, AuthSyntaxError, b64decode_strict, run_mechanism
+from .options import handler_mechanisms
 
 if TYPE_CHECKING:
     from ..faults import Verdict
@@ -779,7 +780,7 @@ class SMTPConnection(asyncio.Protocol):
         if opts.tls == "starttls" and not self._tls_active:
             lines.append("STARTTLS")
         if self._auth_offered():
-            lines.append("AUTH " + " ".join(opts.auth_mechanisms))
+            lines.append("AUTH " + " ".join(opts.mechanisms))
         lines.append("HELP")
         return lines
 
@@ -1173,11 +1174,12 @@ class SMTPConnection(asyncio.Protocol):
             await self._reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
             return
         mechanism = parts[0].upper()
-        if mechanism not in opts.auth_mechanisms:
+        offered = opts.mechanisms
+        if mechanism not in offered:
             await self._reply(
                 504,
                 "5.5.4",
-                f"Unrecognized authentication type; use one of {' '.join(opts.auth_mechanisms)}",
+                f"Unrecognized authentication type; use one of {' '.join(offered)}",
             )
             return
         verdict = await self._fault("auth", mechanism=mechanism)
@@ -1194,6 +1196,25 @@ class SMTPConnection(asyncio.Protocol):
                 return
             if opts.authenticator is not None:
                 checker = self._bridge.checker(mechanism)
+            own = handler_mechanisms(opts.handler).get(mechanism)
+            if own is not None:  # the handler's auth_NAME method runs the exchange itself
+
+                async def secret_line() -> bytes:
+                    line = await self._readline()
+                    self._log("C", "****")
+                    return line
+
+                try:
+                    custom_reply, login = await self._bridge.run_mechanism(own, parts, secret_line)
+                except _LineTooLong:
+                    await self._reply(500, "5.5.6", "Line too long")
+                    return
+                if login is not None:
+                    self.session.auth_mechanism = mechanism
+                    self.session.auth_user = login
+                if custom_reply is not None:
+                    await self._session_reply(custom_reply, "auth")
+                return
 
         async def challenge(data: bytes) -> bytes:
             await self._reply(334, None, base64.b64encode(data).decode())

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
 
 from pytest_smtp import SMTPServer
 from pytest_smtp.engine import bind_socket
@@ -325,6 +325,80 @@ def test_handle_exception_gives_the_reply_on_both_servers() -> None:
     assert [str(e) for e in theirs_handler.errors] == [str(e) for e in ours_handler.errors]
     assert errors == [], "the handler took charge of its exception: nothing to report"
     assert txn.outcome == "deferred" and txn.reply is not None and str(txn.reply) == said
+
+
+class TokenMechanism:
+    """A mechanism of the handler's own (``auth_X__TOKEN`` is ``X-TOKEN``): one challenge,
+    the answer must be ``good-token``."""
+
+    async def auth_X__TOKEN(self, server: Any, args: list[str]) -> AuthResult:
+        answer = await server.challenge_auth("token, please")
+        if answer is MISSING:  # the client sent "*" (server answered 501)
+            return AuthResult(success=False, handled=True)
+        if answer != b"good-token":
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=LoginPassword(b"token-user", answer))
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        envelope.rcpt_tos.append(address)
+        return f"250 OK ({session.login_data!r})"
+
+
+@pytest.mark.parametrize(
+    ("answer", "then"),
+    [
+        (base64.b64encode(b"good-token").decode(), "MAIL FROM:<a@x.test>"),
+        (base64.b64encode(b"bad-token").decode(), "NOOP"),
+        ("*", "NOOP"),
+        ("not base64!", "NOOP"),
+    ],
+    ids=["good", "bad", "aborted", "garbled"],
+)
+def test_a_handler_auth_mechanism_runs_on_both_servers(answer: str, then: str) -> None:
+    dialogue = ["EHLO c.test", "AUTH X-TOKEN", answer, then, "RCPT TO:<r@example.test>", "QUIT"]
+    controller = BoundController(
+        TokenMechanism(), server_hostname="mx.test", auth_require_tls=False
+    )
+    controller.start()
+    try:
+        theirs = converse(("127.0.0.1", controller.port), dialogue)
+    finally:
+        controller.stop()
+    with SMTPServer(handler=TokenMechanism(), auth_require_tls=False) as server:
+        ours = converse(server.address, dialogue)
+        sessions = server.sessions
+        errors = list(server.errors)
+    assert "250-AUTH X-TOKEN" in ours[1]  # only the handler's mechanism is offered here
+    assert any(line.startswith("250-AUTH") and "X-TOKEN" in line for line in theirs[1])
+    assert theirs[2] == ours[2] == ["334 " + base64.b64encode(b"token, please").decode()]
+    assert theirs[3] == ours[3]
+    if answer.startswith(base64.b64encode(b"good").decode()[:4]):
+        assert ours[3] == ["235 2.7.0 Authentication successful"]
+        assert ours[5] == theirs[5] == ["250 OK (b'token-user')"]
+        assert (sessions[0].auth_mechanism, sessions[0].auth_user) == ("X-TOKEN", "token-user")
+    else:
+        assert sessions[0].auth_user is None
+    assert errors == []
+
+
+def test_bad_handler_mechanisms_are_clear_errors() -> None:
+    class NotAsync:
+        def auth_X__TOKEN(self, server: Any, args: list[str]) -> bool:
+            return True
+
+    class BadName:
+        async def auth_X__TOKEN(self, server: Any, args: list[str]) -> bool:
+            return True
+
+    BadName.auth_X__TOKEN.__auth_mechanism_name__ = "X TOKEN"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"handler.auth_X__TOKEN must be an async method"):
+        SMTPServer(handler=NotAsync(), auth_require_tls=False)
+    with pytest.raises(ValueError, match=r"mechanism 'X TOKEN'; a mechanism name is made of"):
+        SMTPServer(handler=BadName(), auth_require_tls=False)
+    with pytest.raises(ValueError, match=r"auth_require_tls"):
+        SMTPServer(handler=TokenMechanism())  # AUTH offered, no TLS: as with auth=
 
 
 def test_ehlo_hook_replaces_the_lines_in_both_forms() -> None:

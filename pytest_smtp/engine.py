@@ -21,13 +21,14 @@ import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 __all__ = [
     "LISTEN_BACKLOG",
     "STOP_TIMEOUT",
     "Engine",
     "EngineError",
+    "IdleWatch",
     "LoopServer",
     "bind_socket",
     "get_engine",
@@ -49,6 +50,92 @@ class EngineError(RuntimeError):
     """The engine could not do what was asked (not running, called from its own loop, ...)."""
 
 
+class Idler(Protocol):
+    """A connection :class:`IdleWatch` looks after."""
+
+    def check_idle(self, now: float) -> None:
+        """Act if the connection has been idle too long at loop time ``now``; else nothing."""
+
+
+class IdleWatch:
+    """Every connection's idle timeout, kept by one watchdog thread instead of a loop timer per
+    connection.
+
+    A timer in the loop's heap costs every loop turn two more clock reads and a heap check, and
+    a timer per connection one ``call_later`` and one ``cancel`` more; on a transaction that
+    is 5% of the engine thread's work (docs/explanation/performance.md). Here a daemon thread
+    sleeps while nothing is watched and otherwise wakes every tenth of the shortest watched
+    timeout (at most :attr:`MAX_INTERVAL`, at least :attr:`MIN_INTERVAL`), and has the loop call
+    ``check_idle`` on each watched connection. So a connection idle for ``timeout`` seconds is
+    acted on within ``timeout + timeout / 10`` (plus one loop turn). :meth:`watch` and
+    :meth:`unwatch` run on the loop thread only.
+    """
+
+    MAX_INTERVAL = 1.0
+    MIN_INTERVAL = 0.005
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watched: dict[Idler, float] = {}  # connection -> its timeout
+        self._interval = self.MAX_INTERVAL
+        self._wake = threading.Event()
+        self._dormant = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def _interval_for(self, timeout: float) -> float:
+        return min(max(timeout / 10, self.MIN_INTERVAL), self.MAX_INTERVAL)
+
+    def watch(self, item: Idler, timeout: float) -> None:
+        """Look after ``item`` until :meth:`unwatch`; it is idle after ``timeout`` seconds."""
+        self._watched[item] = timeout
+        interval = self._interval_for(timeout)
+        if interval < self._interval:
+            self._interval = interval
+            self._wake.set()  # the thread may be in a longer wait: start it again
+        elif self._dormant:
+            self._dormant = False
+            self._wake.set()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="pytest_smtp-idle-watch", daemon=True
+            )
+            self._thread.start()
+
+    def unwatch(self, item: Idler) -> None:
+        """Stop looking after ``item`` (nothing if it was not watched)."""
+        self._watched.pop(item, None)
+
+    def close(self) -> None:
+        """End the watchdog thread (the engine is shutting down)."""
+        self._closed = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed:
+            if not self._watched:
+                self._dormant = True
+                if not self._watched:  # watch() after the first check has set _wake
+                    self._wake.wait()
+                self._wake.clear()
+                continue
+            if self._wake.wait(self._interval):
+                self._wake.clear()  # a shorter interval, a new watch, or close()
+                continue
+            try:
+                self._loop.call_soon_threadsafe(self._sweep)
+            except RuntimeError:
+                return  # the loop is closed
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        interval = self.MAX_INTERVAL
+        for item, timeout in list(self._watched.items()):
+            item.check_idle(now)
+            interval = min(interval, self._interval_for(timeout))
+        self._interval = interval
+
+
 class Engine:
     """One asyncio loop on one daemon thread; the home of every server in this process.
 
@@ -61,6 +148,8 @@ class Engine:
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="pytest_smtp-engine", daemon=True)
         self._closed = False
+        self.idle_watch = IdleWatch(self.loop)
+        """Idle timeouts of the engine's connections (see :class:`IdleWatch`)."""
         self._thread.start()
         self._ready.wait()
 
@@ -130,6 +219,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self.idle_watch.close()
         if not self._thread.is_alive() or self.in_loop():
             return
 

@@ -14,6 +14,7 @@ import ssl
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from ..engine import Engine
     from ..faults import FaultSet
     from ..mail import Message, SessionInfo, Transaction
     from .options import ServerOptions
@@ -65,6 +66,10 @@ class ConnectionOwner(Protocol):
         """File an accepted message (capture log and maildrops) before the 250 is sent."""
 
     # -- the engine's bookkeeping (LoopServer) ---------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The engine the server runs on (its loop, its idle watch)."""
+
     def _track(self, task: asyncio.Future[T]) -> asyncio.Future[T]: ...
 
     def _track_transport(self, transport: asyncio.BaseTransport) -> bool: ...

@@ -195,7 +195,7 @@ class SMTPConnection(asyncio.Protocol):
         self._implicit_tls = implicit_tls
         self._tls_active = False
         self._last_activity = self.loop.time()
-        self._idle_handle: asyncio.TimerHandle | None = None
+        self._idle_watch = server.engine.idle_watch
         self.session: SessionInfo | None = None
         self.lines: list[str] = []
         self.txn: Transaction | None = None
@@ -245,7 +245,7 @@ class SMTPConnection(asyncio.Protocol):
                 peer=self.session.peer,
                 send=self._send,
             )
-        self._idle_handle = self.loop.call_later(self.options.timeout, self._check_idle)
+        self._idle_watch.watch(self, self.options.timeout)
         # With no rule that could act at "connect", greet at once: the client (blocked in
         # connect + read) gets its 220 one loop turn earlier, which every test pays for.
         self._greeted = not self._implicit_tls and not (
@@ -279,8 +279,7 @@ class SMTPConnection(asyncio.Protocol):
         self._closed = True
         if self.transport is not None:
             self.server._untrack_transport(self.transport)
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
+        self._idle_watch.unwatch(self)
         self._wake()
         for waiter in (self._drain_waiter, self._hang):
             if waiter is not None and not waiter.done():
@@ -351,11 +350,12 @@ class SMTPConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _check_idle(self) -> None:
-        idle = self.loop.time() - self._last_activity
-        if idle < self.options.timeout:
-            self._idle_handle = self.loop.call_later(self.options.timeout - idle, self._check_idle)
+    def check_idle(self, now: float) -> None:
+        """Called by the engine's :class:`~pytest_smtp.engine.IdleWatch`: after ``timeout``
+        seconds without a byte from the client, ``421 4.4.2`` and close."""
+        if now - self._last_activity < self.options.timeout:
             return
+        self._idle_watch.unwatch(self)  # once: the close below ends the connection
         if self._closed or self.transport is None:
             return
         if self._implicit_tls and not self._tls_active:

@@ -77,14 +77,27 @@ def localserver() -> Iterator[Running]:
         server.stop()
 
 
+#: The floor's EHLO reply: the least smtplib needs (pipelining, 8-bit data).
+FLOOR_EHLO = b"250-floor\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+
+#: The extensions SMTPServer offers with default options, in its order: the "same wire" floor
+#: answers EHLO with these, so the client does the same work against it as against us (smtplib
+#: parses each line, and because SIZE is offered it sends ``size=`` with every MAIL).
+OUR_EHLO = (
+    b"250-floor greets client\r\n250-PIPELINING\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+    b"250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 HELP\r\n"
+)
+
+
 class _FloorConnection(asyncio.Protocol):
     """The physical floor: the least an SMTP server on asyncio can do for smtplib. Fixed
     replies, a CRLF scan per command and a CRLF.CRLF scan for DATA, one write per segment;
     no parsing, no records but the message bytes. Nothing that speaks SMTP over a socket to
     smtplib, on a loop thread of the same process, can be faster."""
 
-    def __init__(self, sink: list[bytes]) -> None:
+    def __init__(self, sink: list[bytes], ehlo: bytes = FLOOR_EHLO) -> None:
         self.sink = sink
+        self.ehlo = ehlo
         self.buf = bytearray()
         self.in_data = False
         self.transport: asyncio.Transport | None = None
@@ -114,7 +127,7 @@ class _FloorConnection(asyncio.Protocol):
             verb = bytes(self.buf[:4]).upper()
             del self.buf[: end + 2]
             if verb == b"EHLO":
-                out.append(b"250-floor\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                out.append(self.ehlo)
             elif verb == b"DATA":
                 self.in_data = True
                 out.append(b"354 go ahead\r\n")
@@ -129,7 +142,7 @@ class _FloorConnection(asyncio.Protocol):
 
 
 @contextmanager
-def floor() -> Iterator[tuple[str, int, list[bytes]]]:
+def floor(ehlo: bytes = FLOOR_EHLO) -> Iterator[tuple[str, int, list[bytes]]]:
     """The floor responder on a loop thread of its own; yields (host, port, stored bodies)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="floor", daemon=True)
@@ -137,7 +150,7 @@ def floor() -> Iterator[tuple[str, int, list[bytes]]]:
     sink: list[bytes] = []
 
     async def start() -> asyncio.Server:
-        return await loop.create_server(lambda: _FloorConnection(sink), "127.0.0.1", 0)
+        return await loop.create_server(lambda: _FloorConnection(sink, ehlo), "127.0.0.1", 0)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     try:
@@ -158,4 +171,12 @@ def floor() -> Iterator[tuple[str, int, list[bytes]]]:
 def floor_server() -> Iterator[Running]:
     """:func:`floor` as a peer like the others."""
     with floor() as (host, port, sink):
+        yield host, port, lambda: len(sink)
+
+
+@contextmanager
+def floor_same_wire_server() -> Iterator[Running]:
+    """:func:`floor` answering EHLO as SMTPServer does (:data:`OUR_EHLO`): the floor of the
+    same exchange, client work included."""
+    with floor(OUR_EHLO) as (host, port, sink):
         yield host, port, lambda: len(sink)

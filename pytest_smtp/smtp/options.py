@@ -12,6 +12,7 @@ what would be right.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import ipaddress
 import re
@@ -474,16 +475,17 @@ class ServerOptions:
         python_only=True,
     )
 
-    @property
+    @functools.cached_property
     def offers_auth(self) -> bool:
         """True when AUTH is configured: by ``auth``, by ``authenticator``, or by a handler's
         own ``auth_NAME`` mechanisms."""
         return bool(self.mechanisms)
 
-    @property
+    @functools.cached_property
     def mechanisms(self) -> tuple[str, ...]:
         """The AUTH mechanisms offered, in order: ``auth_mechanisms`` (when ``auth`` or
-        ``authenticator`` is set), then the handler's own (:func:`handler_mechanisms`)."""
+        ``authenticator`` is set), then the handler's own (:func:`handler_mechanisms`).
+        Computed once: the options are frozen (and so is what a handler class offers)."""
         own: tuple[str, ...] = ()
         if self.auth is not None or self.authenticator is not None:
             own = self.auth_mechanisms

@@ -107,7 +107,7 @@ class _FloorConnection(asyncio.Protocol):
         self.transport = transport
         transport.write(b"220 floor ESMTP\r\n")
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         assert self.transport is not None
         self.buf += data
         out = []
@@ -141,8 +141,26 @@ class _FloorConnection(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
+class _BufferedFloorConnection(_FloorConnection, asyncio.BufferedProtocol):
+    """The floor reading into one buffer it keeps (asyncio.BufferedProtocol), as SMTPServer
+    does: no new bytes object per read (for asyncio's 256 KiB reads an mmap, a page fault, an
+    mremap and a munmap each)."""
+
+    def __init__(self, sink: list[bytes], ehlo: bytes = FLOOR_EHLO) -> None:
+        super().__init__(sink, ehlo)
+        self.view = memoryview(bytearray(256 * 1024))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.view[:nbytes])
+
+
 @contextmanager
-def floor(ehlo: bytes = FLOOR_EHLO) -> Iterator[tuple[str, int, list[bytes]]]:
+def floor(
+    ehlo: bytes = FLOOR_EHLO, *, buffered: bool = False
+) -> Iterator[tuple[str, int, list[bytes]]]:
     """The floor responder on a loop thread of its own; yields (host, port, stored bodies)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="floor", daemon=True)
@@ -150,7 +168,8 @@ def floor(ehlo: bytes = FLOOR_EHLO) -> Iterator[tuple[str, int, list[bytes]]]:
     sink: list[bytes] = []
 
     async def start() -> asyncio.Server:
-        return await loop.create_server(lambda: _FloorConnection(sink, ehlo), "127.0.0.1", 0)
+        kind = _BufferedFloorConnection if buffered else _FloorConnection
+        return await loop.create_server(lambda: kind(sink, ehlo), "127.0.0.1", 0)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     try:
@@ -179,4 +198,12 @@ def floor_same_wire_server() -> Iterator[Running]:
     """:func:`floor` answering EHLO as SMTPServer does (:data:`OUR_EHLO`): the floor of the
     same exchange, client work included."""
     with floor(OUR_EHLO) as (host, port, sink):
+        yield host, port, lambda: len(sink)
+
+
+@contextmanager
+def floor_buffered_server() -> Iterator[Running]:
+    """The same-wire floor reading as SMTPServer reads (:class:`_BufferedFloorConnection`):
+    the floor of the same exchange with the same read path."""
+    with floor(OUR_EHLO, buffered=True) as (host, port, sink):
         yield host, port, lambda: len(sink)

@@ -248,13 +248,11 @@ class FaultSet:
     def __init__(self, seed: int | None = None) -> None:
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
+        self.active = False
+        """True when any rule is set (the connection skips the hook otherwise). An attribute,
+        kept by :meth:`add` and :meth:`clear`: it is read at every stage of every dialogue."""
         self.seed: int = seed if seed is not None else random.SystemRandom().randrange(2**32)
         """The seed for probabilistic rules; set it before adding rules to replay a run."""
-
-    @property
-    def active(self) -> bool:
-        """True when any rule is set (the connection skips the hook otherwise)."""
-        return bool(self._rules)
 
     @property
     def rules(self) -> list[Rule]:
@@ -269,6 +267,7 @@ class FaultSet:
         """Remove every rule."""
         with self._lock:
             self._rules.clear()
+            self.active = False
 
     def add(self, rule: Rule) -> Rule:
         """Add a prepared :class:`Rule`; its generator is seeded from :attr:`seed`."""
@@ -276,6 +275,7 @@ class FaultSet:
         with self._lock:
             rule.rng.seed(f"{self.seed}:{len(self._rules)}")
             self._rules.append(rule)
+            self.active = True
         return rule
 
     def _rule(self, stage: str, steps: list[Verdict], **matchers: Any) -> Rule:

@@ -135,6 +135,10 @@ def _normalize_folder_name(name: str) -> str:
     return "INBOX" if name.upper() == "INBOX" else name
 
 
+# Addresses normalised once, by the MailStore: at most this many kept (cleared when full).
+_KEY_CACHE_SIZE = 4096
+
+
 def _crlf(raw: bytes) -> bytes:
     """Every line break as CRLF (the wire form POP3 and IMAP octet counts are based on).
 
@@ -589,6 +593,7 @@ class MailStore:
         self.lock = threading.RLock()
         """The store's lock; hold it to make several operations atomic (IMAP MOVE)."""
         self._maildrops: dict[str, Maildrop] = {}
+        self._keys: dict[str, str] = {}  # address as given -> normalize_address(address)
         self._listeners: Listeners[StoreEvent] = Listeners("store")
         self.listener_errors: list[str] = self._listeners.errors
         """Tracebacks of exceptions raised by listeners (they never break a delivery)."""
@@ -606,20 +611,32 @@ class MailStore:
         The maildrop and folder are created when missing. ``message`` may be bytes, str or an
         ``EmailMessage``; line breaks become CRLF.
         """
-        raw = _message_bytes(message)
+        flag_set = set() if flags == () else _normalize_flags(flags)
+        return self._deliver_checked(
+            address, _message_bytes(message), folder, flag_set, _aware(internal_date)
+        )
+
+    def _deliver_checked(
+        self, address: str, raw: bytes, folder: str, flag_set: set[str], date: datetime
+    ) -> StoredMessage:
+        """:meth:`deliver` once the message is CRLF bytes, the flags canonical and the date
+        aware (the SMTP server calls it directly for a message it has checked already)."""
         with self.lock:
             drop = self.maildrop(address)
             key = "INBOX" if folder == "INBOX" else _normalize_folder_name(folder)
             target = drop._folders.get(key)
             if target is None:
                 target = drop.create(key)
-            # raw is CRLF already (_message_bytes): not counted again by Folder.append.
-            flag_set = set() if flags == () else _normalize_flags(flags)
-            return target._file(raw, flag_set, _aware(internal_date))
+            return target._file(raw, flag_set, date)
 
     def maildrop(self, address: str) -> Maildrop:
         """The maildrop of ``address`` (domain case-insensitive), created empty when missing."""
-        key = normalize_address(address)
+        key = self._keys.get(address)
+        if key is None:
+            key = normalize_address(address)
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[address] = key
         with self.lock:
             drop = self._maildrops.get(key)
             if drop is None:

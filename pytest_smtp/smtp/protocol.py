@@ -14,7 +14,7 @@ import base64
 import io
 import re
 import ssl
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -98,19 +98,6 @@ _PARK = _Yield(_DATA)
 _ADOPT = _Yield(_TO_TASK)
 
 
-class _Ready:
-    """An awaitable that is None at once, without suspending (no generator to build)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        # An exhausted iterator is all `await` needs: it ends with None at the first step.
-        return iter(())  # type: ignore[return-value]
-
-
-_NO_VERDICT = _Ready()
-
-
 class _Resume:
     """Continue, inside an asyncio Task, a coroutine the connection has been stepping itself:
     first wait for the future it had just yielded (nothing for :data:`_TO_TASK`), then pass
@@ -191,6 +178,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
     def __init__(self, server: ConnectionOwner, *, implicit_tls: bool) -> None:
         self.server = server
         self.options = server.options
+        self._policy = server.policy  # the server's rules (the same objects for its lifetime)
+        self._faults = server.faults
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
@@ -213,7 +202,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._greeted = False
         self._hang: asyncio.Future[None] | None = None
         # The dialogue (_run) is stepped by this object while it only waits for data: a
-        # command is answered inside data_received, in the loop turn its bytes arrived, with
+        # command is answered inside buffer_updated, in the loop turn its bytes arrived, with
         # no Task and no future. The first time it awaits anything else (a fault's delay,
         # TLS, a full write buffer) it moves into a Task for good (_task).
         self._coro: Coroutine[Any, None, None] | None = None
@@ -257,9 +246,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._idle_watch.watch(self, self.options.timeout)
         # With no rule that could act at "connect", greet at once: the client (blocked in
         # connect + read) gets its 220 one loop turn earlier, which every test pays for.
-        self._greeted = not self._implicit_tls and not (
-            self.server.policy.active or self.server.faults.active
-        )
+        self._greeted = not self._implicit_tls and not (self._policy.active or self._faults.active)
         if self._greeted:
             self._send_greeting()
         # stop() and the tests' settle() wait on this until the dialogue has ended.
@@ -271,11 +258,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
         return _read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(_read_view[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
         buf = self._buf
-        buf += data
+        buf += _read_view[:nbytes]
         self._last_activity = self.loop.time()
         if len(buf) > _HIGH_WATER and not self._read_paused and self.transport:
             self._read_paused = True
@@ -354,9 +338,9 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         out = self._out
-        if out and self.transport is not None and not self._closed:
-            self.transport.write(b"".join(out))
         if out:
+            if self.transport is not None and not self._closed:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
 
     def _abort(self) -> None:
@@ -387,7 +371,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
             self._read_paused = False
             self.transport.resume_reading()
         if self._task is None:
-            await _PARK  # stepped by this connection: data_received resumes it
+            await _PARK  # stepped by this connection: buffer_updated resumes it
             return
         self._waiter = self.loop.create_future()
         try:
@@ -561,7 +545,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
     async def _greet(self) -> bool:
         if self._greeted:
             return True
-        verdict = await self._fault("connect")
+        verdict = await self._evaluate("connect", {}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="connect")
             if verdict.reply is not None:
@@ -630,18 +614,15 @@ class SMTPConnection(asyncio.BufferedProtocol):
         return True
 
     # -- fault hook ------------------------------------------------------------------------
-    def _fault(self, stage: str, **context: Any) -> Awaitable[Verdict | None]:
-        """The verdict of the rules for ``stage``; with no rule set (nearly always), an
-        awaitable that is None at once: no coroutine to build and run per command."""
-        server = self.server
-        if server.policy.active or server.faults.active:
-            return self._evaluate(stage, context)
-        return _NO_VERDICT
+    def _ruled(self) -> bool:
+        """True when a rule could act (a standing policy or the test's faults): only then is
+        a stage evaluated (``await self._evaluate(...) if self._ruled() else None``)."""
+        return self._policy.active or self._faults.active
 
     async def _evaluate(self, stage: str, context: dict[str, Any]) -> Verdict | None:
         # The server's standing policy (e.g. a relay's "Relay access denied") comes first, then
         # the test's fault rules. Both are the same rule machinery.
-        for rules in (self.server.policy, self.server.faults):
+        for rules in (self._policy, self._faults):
             if rules.active:
                 verdict = await rules.evaluate(stage, self.session, self.txn, **context)
                 if verdict is not None:
@@ -758,7 +739,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if not _HELO_NAME.fullmatch(arg):
             await self._reply(501, "5.5.4", f"Syntax: {verb} <domain> (one ASCII word)")
             return
-        verdict = await self._fault("ehlo", helo=arg)
+        verdict = await self._evaluate("ehlo", {"helo": arg}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command=verb)
             if verdict.reply is not None:
@@ -840,7 +821,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
             return
         txn.mail_from = path.address
         txn.mail_options = [k if v is None else f"{k}={v}" for k, v in params]
-        verdict = await self._fault("mail", address=path.address)
+        verdict = await self._evaluate("mail", {"address": path.address}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="MAIL")
             if verdict.reply is not None:
@@ -887,7 +868,11 @@ class SMTPConnection(asyncio.BufferedProtocol):
             txn.recipients.append(RecipientResult(address, options, reply, route))
             await self._respond(reply)
             return
-        verdict = await self._fault("rcpt", address=address, source_route=route)
+        verdict = (
+            await self._evaluate("rcpt", {"address": address, "source_route": route})
+            if self._ruled()
+            else None
+        )
         if verdict is not None:
             await self._apply_verdict(verdict, command="RCPT")
             if verdict.reply is not None:
@@ -921,7 +906,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 await self._reply(503, "5.5.1", "Need RCPT command first")
             return
         txn.stage = "data"
-        verdict = await self._fault("data")
+        verdict = await self._evaluate("data", {}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="DATA")
             if verdict.reply is not None:
@@ -972,7 +957,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
             defects=defects,
         )
         del body
-        verdict = await self._fault("eod", message=message)
+        verdict = await self._evaluate("eod", {"message": message}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="end of data")
             if verdict.reply is not None:
@@ -1090,7 +1075,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         return reply is not None
 
     async def smtp_quit(self, arg: str) -> None:
-        verdict = await self._fault("quit")
+        verdict = await self._evaluate("quit", {}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="QUIT")
         self._abort_transaction("aborted", None)
@@ -1125,7 +1110,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if arg:
             await self._reply(501, "5.5.4", "Syntax: STARTTLS (no arguments)")
             return
-        verdict = await self._fault("starttls")
+        verdict = await self._evaluate("starttls", {}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="STARTTLS")
             if verdict.reply is not None:
@@ -1197,7 +1182,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 f"Unrecognized authentication type; use one of {' '.join(offered)}",
             )
             return
-        verdict = await self._fault("auth", mechanism=mechanism)
+        verdict = await self._evaluate("auth", {"mechanism": mechanism}) if self._ruled() else None
         if verdict is not None:
             await self._apply_verdict(verdict, command="AUTH")
             if verdict.reply is not None:

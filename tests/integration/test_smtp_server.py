@@ -290,6 +290,26 @@ def test_bare_lf_is_recorded_as_defect_by_default(raw: Raw, server: SMTPServer) 
     assert any("bare LF" in d for d in server.mailbox.one().defects)
 
 
+def test_stored_copies_are_crlf_and_a_clean_message_shares_its_bytes(
+    raw: Raw, server: SMTPServer
+) -> None:
+    # A message with a bare LF goes through the store's CRLF pass; a clean one (no defect) is
+    # filed as received, the stored copy sharing the bytes of message.raw.
+    for body in (b"Subject: s\r\n\r\nline one\nline two\r\n.", b"Subject: s\r\n\r\nclean\r\n."):
+        raw.cmd("MAIL FROM:<a@x.test>")
+        raw.cmd("RCPT TO:<B@Y.test>")
+        raw.cmd("DATA")
+        assert raw.cmd(body)[0] == 250
+    bare, clean = server.mailbox
+    stored = server.store.maildrop("<B@y.TEST>").messages
+    assert [m.raw for m in stored] == [
+        b"Subject: s\r\n\r\nline one\r\nline two\r\n",
+        b"Subject: s\r\n\r\nclean\r\n",
+    ]
+    assert bare.raw == b"Subject: s\r\n\r\nline one\nline two\r\n"  # as received
+    assert stored[1].raw is clean.raw
+
+
 def test_smuggling_sequence_does_not_end_data(raw: Raw, server: SMTPServer) -> None:
     raw.cmd("MAIL FROM:<a@x.test>")
     raw.cmd("RCPT TO:<b@y.test>")

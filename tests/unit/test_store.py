@@ -346,3 +346,20 @@ def test_reprs_say_what_is_inside(store: MailStore) -> None:
     assert repr(store) == "<MailStore {bob@example.org: 1}>"
     assert repr(drop) == "<Maildrop 'bob@example.org' {INBOX: 1}>"
     assert "1 messages" in repr(drop.inbox)
+
+
+def test_every_spelling_of_an_address_finds_one_maildrop_past_the_key_cache() -> None:
+    # maildrop() remembers how each spelling normalises; past _KEY_CACHE_SIZE spellings the
+    # memory starts again, and every spelling still lands in the one maildrop of its address.
+    from pytest_smtp.store import _KEY_CACHE_SIZE
+
+    store = MailStore()
+    spellings = [f"<user{i}@Example.TEST>" for i in range(_KEY_CACHE_SIZE + 10)]
+    for spelling in spellings:
+        store.deliver(spelling, b"Subject: s\r\n\r\nx\r\n")
+    assert len(store._keys) <= _KEY_CACHE_SIZE
+    for i in (0, _KEY_CACHE_SIZE + 9):
+        drop = store.maildrop(f"user{i}@example.test")
+        assert drop is store.maildrop(spellings[i])
+        assert len(drop.messages) == 1
+    assert len(store.addresses()) == len(spellings)

@@ -445,8 +445,9 @@ class ServerOptions:
         300.0,
         positive_seconds,
         "idle timeout of a connection: `421 4.4.2` and close after that long without a byte "
-        "from the client (a slow but flowing DATA upload is never cut off). Not the wait "
-        "timeout (`--smtp-wait-timeout`)",
+        "from the client (a slow but flowing DATA upload is never cut off), checked every "
+        "tenth of it (at most every second), so up to that much later. Not the wait timeout "
+        "(`--smtp-wait-timeout`)",
         "seconds, a number > 0",
     )
     strict_line_endings: bool = _option(

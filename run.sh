@@ -4,7 +4,7 @@
 #   ./run.sh tests      the full test suite (what CI runs)
 #   ./run.sh stress     the full test suite while two busy loops hold two CPUs
 #   ./run.sh lint       ruff + mypy --strict
-#   ./run.sh tox        engine and teardown tests on Python 3.10-3.13
+#   ./run.sh tox        the full suite on Python 3.10-3.13, one version after the other
 #   ./run.sh bench      the benchmarks against the peers (prints figures)
 #   ./run.sh docs       the documentation site into site/ (mkdocs build --strict)
 set -euo pipefail
@@ -103,7 +103,8 @@ case "$cmd" in
               done
             done
             export PATH
-            exec "$PY" -m tox -p 2 "$@" ;;
+            # One version at a time: each run is already pytest -n 2 on the two cores.
+            exec "$PY" -m tox "$@" ;;
   bench)    setup
             "$PY" -m pip install -q -e '.[bench]'
             exec "$PY" bench/run_all.py "$@" ;;

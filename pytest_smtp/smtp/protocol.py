@@ -1133,7 +1133,12 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     async def _start_tls(self) -> None:
         """Run the server side of a TLS handshake on the current transport."""
-        await _ADOPT  # in a Task, with every reply so far written in the clear
+        if not self._implicit_tls:
+            await _ADOPT  # in a Task, with every reply so far written in the clear
+        # Implicit TLS: start_tls() swaps in the SSL protocol now, inside connection_made's own
+        # step. One loop turn later is too late on Python 3.10: there the transport's queued
+        # _add_reader ignores pause_reading(), and a ClientHello read before the SSL protocol's
+        # connection_made is dropped (the handshake then times out).
         assert self.transport is not None
         context = self.server.ssl_context()
         try:

@@ -57,7 +57,7 @@ def test_conservation_under_random_faults(smtp_dns: FakeDNS, seed: int) -> None:
             faults.seed = seed
             faults.reject("rcpt", probability=0.05)
             faults.defer("rcpt", probability=0.2)
-            faults.drop(probability=0.03)
+            faults.drop(probability=0.1)  # ~12 drops expected: some on every Python's order
             faults.reply("connect", 421, probability=0.1)
         net.host("mx.stuck.test").faults.defer("rcpt")
         smtp_dns.fault("third.test", "MX", "servfail", times=5)

@@ -339,10 +339,11 @@ class Postfix:
 
     def _read(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
-        for raw in process.stdout:
-            with self._changed:
-                self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self._changed.notify_all()
+        with process.stdout:  # closed at EOF: the pipe's file is this thread's to close
+            for raw in process.stdout:
+                with self._changed:
+                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self._changed.notify_all()
         with self._changed:
             self._ended = True
             self._changed.notify_all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Iterator
 
+import django
 import pytest
 from django.conf import settings
 from django.core import mail
@@ -20,12 +21,19 @@ if not settings.configured:
 @pytest.fixture
 def django_smtp(smtp_server: SMTPServer) -> Iterator[SMTPServer]:
     """Django's real SMTP backend, pointed at the capturing server (not the locmem outbox)."""
-    with override_settings(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST=smtp_server.host,
-        EMAIL_PORT=smtp_server.port,
-        EMAIL_USE_TLS=False,
-    ):
+    backend = "django.core.mail.backends.smtp.EmailBackend"
+    address: dict[str, object] = {
+        "host": smtp_server.host,
+        "port": smtp_server.port,
+        "use_tls": False,
+    }
+    overrides: dict[str, object]
+    if django.VERSION >= (6, 1):  # the MAILERS setting replaces the EMAIL_* ones
+        overrides = {"MAILERS": {"default": {"BACKEND": backend, "OPTIONS": address}}}
+    else:
+        overrides = {f"EMAIL_{key.upper()}": value for key, value in address.items()}
+        overrides["EMAIL_BACKEND"] = backend
+    with override_settings(**overrides):
         yield smtp_server
 
 

@@ -631,8 +631,8 @@ class MailStore:
 
     def maildrop(self, address: str) -> Maildrop:
         """The maildrop of ``address`` (domain case-insensitive), created empty when missing."""
-        key = self._keys.get(address)
-        if key is None:
+        key = self._keys.get(address) if isinstance(address, str) else None
+        if key is None:  # normalize_address names what is wrong with a bad address
             key = normalize_address(address)
             if len(self._keys) >= _KEY_CACHE_SIZE:
                 self._keys.clear()

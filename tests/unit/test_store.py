@@ -363,3 +363,9 @@ def test_every_spelling_of_an_address_finds_one_maildrop_past_the_key_cache() ->
         assert drop is store.maildrop(spellings[i])
         assert len(drop.messages) == 1
     assert len(store.addresses()) == len(spellings)
+
+
+@pytest.mark.parametrize("bad", [["bob@example.test"], None, 5])
+def test_a_maildrop_address_that_is_not_a_str_is_named_in_the_error(bad: object) -> None:
+    with pytest.raises(TypeError, match="a maildrop address must be a str"):
+        MailStore().maildrop(bad)  # type: ignore[arg-type]

@@ -250,6 +250,7 @@ class _Mirror:
         self.server = server
         self.position = 0
         self.epoch = 0
+        self.applied: set[int] = set()  # ids of the transactions mirrored in this epoch
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.errors: list[str] = []
@@ -265,9 +266,10 @@ class _Mirror:
             f"{self.server.base}/records?since={position}&epoch={epoch}&wait={wait:g}",
             timeout=wait + self.server.api.timeout,
         )
-        self._apply(data, position, epoch)
+        self._apply(data, epoch)
 
-    def _apply(self, data: dict[str, Any], position: int, epoch: int) -> None:
+    def _apply(self, data: dict[str, Any], epoch: int) -> None:
+        """File an answer to a request made in ``epoch``."""
         parsed = TestRecord.from_dict(
             {"nodeid": "", "outcome": "", **{k: data[k] for k in ("transactions", "messages")}}
         )
@@ -278,10 +280,17 @@ class _Mirror:
                     # Cleared on the server by someone else (DELETE /messages): start over.
                     self._restart(int(data["epoch"]))
                 return  # else: reset by this client meanwhile, an answer to forget
-            if position != self.position:
-                return  # the other reader got there first
-            self.position = int(data["next"])
+            if epoch != self.epoch:
+                return  # asked before a reset: its positions count the old log
+            # Two readers (this thread's long poll and a read's own fetch) may answer from the
+            # same position: keep whichever answer reaches further, and file each transaction
+            # once, by id. An answer that only overlaps must not be dropped: the reader that
+            # asked for it returns what is mirrored after it, and expects its own news there.
+            self.position = max(self.position, int(data["next"]))
             for record in parsed.transactions:
+                if record.id in self.applied:
+                    continue
+                self.applied.add(record.id)
                 message = messages.get(record.id)
                 if record.outcome == "accepted" and message is not None:
                     self.server.mailbox._append(message)
@@ -295,6 +304,7 @@ class _Mirror:
     def _restart(self, epoch: int) -> None:
         self.epoch = epoch
         self.position = 0
+        self.applied.clear()
         self.server.mailbox.clear()
         self.server.transactions.clear()
 

@@ -157,3 +157,33 @@ def test_what_cannot_go_as_json_is_refused(serve: Serve) -> None:
             server.faults.from_marker("rcpt", "explode")
     with pytest.raises(RemoteError, match="400 'port' is chosen by serve"):
         RemoteSMTPServer(RemoteAPI(serve.remote), port=2525).start()
+
+
+def test_two_readers_answers_that_overlap_are_both_mirrored(serve: Serve) -> None:
+    # The long poll and a read's own fetch can ask from the same position; the answer that
+    # arrives second reaches further. It was dropped whole ("the other reader got there first"),
+    # so a read right after a send could miss that send (a CI flake). Each transaction is now
+    # filed once, by id, from whichever answer brings it.
+    from types import SimpleNamespace
+
+    from pytest_smtp.mail import Mailbox, TransactionLog
+    from pytest_smtp.remote import _Mirror
+
+    api = RemoteAPI(serve.remote)
+    with RemoteSMTPServer(api) as server:
+        epoch = server._mirror.epoch
+        records = f"{server.base}/records?since=0&epoch={epoch}&wait=0"
+        send(server.address, "one")
+        first_only = api.call("GET", records)
+        send(server.address, "two")
+        both = api.call("GET", records)
+    assert (first_only["next"], both["next"]) == (1, 2)
+    target = SimpleNamespace(id="test", mailbox=Mailbox(), transactions=TransactionLog())
+    mirror = _Mirror(target)  # type: ignore[arg-type]  # its thread is never started
+    mirror.epoch = epoch
+    mirror._apply(first_only, epoch)  # one reader's answer lands first ...
+    mirror._apply(both, epoch)  # ... the other's, from the same position, reaches further
+    mirror._apply(both, epoch)  # and one that brings nothing new changes nothing
+    assert [m.subject for m in target.mailbox] == ["one", "two"]
+    assert [t.outcome for t in target.transactions] == ["accepted", "accepted"]
+    assert mirror.position == 2

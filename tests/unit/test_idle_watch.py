@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+
+import pytest
 
 from pytest_smtp.engine import Engine, IdleWatch, get_engine
 
@@ -55,65 +58,64 @@ def test_a_watched_connection_is_checked_on_the_loop_until_unwatched() -> None:
     assert first_idle >= connection.idle_after
 
 
-def test_the_shortest_timeout_sets_the_interval_and_it_grows_back() -> None:
+@pytest.fixture
+def own_loop() -> Iterator[tuple[asyncio.AbstractEventLoop, IdleWatch]]:
+    """A loop on a thread of its own and an IdleWatch on it; afterwards the watch's thread
+    must have ended (close()) and the loop is closed."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     watch = IdleWatch(loop)
-    try:
-        slow = _Connection(loop, float("inf"))
-        quick = _Connection(loop, loop.time() + 0.1)
+    yield loop, watch
+    watch.close()
+    if watch._thread is not None:
+        watch._thread.join(5)
+        assert not watch._thread.is_alive()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
 
-        async def add() -> None:
-            watch.watch(slow, 300.0)
-            assert watch._interval == IdleWatch.MAX_INTERVAL
-            watch.watch(quick, 0.1)
-            assert watch._interval == 0.01
 
-        asyncio.run_coroutine_threadsafe(add(), loop).result(5)
-        assert quick.idle.wait(5)
-        assert slow.checks, "every watched connection is checked on each sweep"
+def test_the_shortest_timeout_sets_the_interval_and_it_grows_back(
+    own_loop: tuple[asyncio.AbstractEventLoop, IdleWatch],
+) -> None:
+    loop, watch = own_loop
+    slow = _Connection(loop, float("inf"))
+    quick = _Connection(loop, loop.time() + 0.1)
 
-        async def drop() -> None:
-            watch.unwatch(quick)
-            watch._sweep()
-
-        asyncio.run_coroutine_threadsafe(drop(), loop).result(5)
+    async def add() -> None:
+        watch.watch(slow, 300.0)
         assert watch._interval == IdleWatch.MAX_INTERVAL
-        assert IdleWatch(loop)._interval_for(0.0001) == IdleWatch.MIN_INTERVAL
-    finally:
-        watch.close()
-        assert watch._thread is not None
-        watch._thread.join(5)
-        assert not watch._thread.is_alive()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        watch.watch(quick, 0.1)
+        assert watch._interval == 0.01
+
+    asyncio.run_coroutine_threadsafe(add(), loop).result(5)
+    assert quick.idle.wait(5)
+    assert slow.checks, "every watched connection is checked on each sweep"
+
+    async def drop() -> None:
+        watch.unwatch(quick)
+        watch._sweep()
+
+    asyncio.run_coroutine_threadsafe(drop(), loop).result(5)
+    assert watch._interval == IdleWatch.MAX_INTERVAL
+    assert IdleWatch(loop)._interval_for(0.0001) == IdleWatch.MIN_INTERVAL
 
 
-def test_the_thread_starts_on_first_watch_and_sleeps_while_nothing_is_watched() -> None:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    watch = IdleWatch(loop)
-    try:
-        assert watch._thread is None
-        first = _Connection(loop, loop.time() + 0.05)
-        asyncio.run_coroutine_threadsafe(_call(watch.watch, first, 0.05), loop).result(5)
-        assert first.idle.wait(5)
-        asyncio.run_coroutine_threadsafe(_call(watch.unwatch, first), loop).result(5)
-        # A later connection wakes the (by now dormant or waiting) thread again.
-        second = _Connection(loop, loop.time() + 0.05)
-        asyncio.run_coroutine_threadsafe(_call(watch.watch, second, 0.05), loop).result(5)
-        assert second.idle.wait(5)
-    finally:
-        watch.close()
-        assert watch._thread is not None
-        watch._thread.join(5)
-        assert not watch._thread.is_alive()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+def test_the_thread_starts_on_first_watch_and_sleeps_while_nothing_is_watched(
+    own_loop: tuple[asyncio.AbstractEventLoop, IdleWatch],
+) -> None:
+    loop, watch = own_loop
+    assert watch._thread is None
+    first = _Connection(loop, loop.time() + 0.05)
+    asyncio.run_coroutine_threadsafe(_call(watch.watch, first, 0.05), loop).result(5)
+    assert first.idle.wait(5)
+    asyncio.run_coroutine_threadsafe(_call(watch.unwatch, first), loop).result(5)
+    # A later connection wakes the (by now dormant or waiting) thread again.
+    second = _Connection(loop, loop.time() + 0.05)
+    asyncio.run_coroutine_threadsafe(_call(watch.watch, second, 0.05), loop).result(5)
+    assert second.idle.wait(5)
+    assert watch._thread is not None
 
 
 async def _call(fn: object, *args: object) -> None:

@@ -4,7 +4,7 @@
 #   ./run.sh tests      the full test suite (what CI runs)
 #   ./run.sh stress     the full test suite while two busy loops hold two CPUs
 #   ./run.sh lint       ruff + mypy --strict
-#   ./run.sh tox        the full suite on Python 3.10-3.13, one version after the other
+#   ./run.sh tox        the full suite (not tests/fidelity) on Python 3.10-3.13, one after the other
 #   ./run.sh bench      the benchmarks against the peers (prints figures)
 #   ./run.sh docs       the documentation site into site/ (mkdocs build --strict)
 set -euo pipefail

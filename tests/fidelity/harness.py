@@ -17,6 +17,7 @@ next hop saw of the DSN parameters.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +56,9 @@ RELAY_IP = "127.0.9.1"
 NX_ZONE = "nxzone.test"
 ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 SETTLE_TIMEOUT = 120.0
+# The whole run normally takes 10-20 s; past this, the watchdog reports where it stands
+# (every thread's stack and Postfix's log so far) and exits, before any outer timeout.
+WATCHDOG_SECONDS = 200.0
 
 
 def enter_namespace() -> None:
@@ -391,12 +396,33 @@ def network_world() -> dict[str, Any]:
     return {"results": results, "seconds": round(time.monotonic() - started, 1), "errors": errors}
 
 
+def watchdog(world: PostfixWorld, seconds: float) -> threading.Event:
+    """After ``seconds`` without :meth:`threading.Event.set`, write every thread's stack and
+    Postfix's log to stderr and exit with status 3 (a hang then says where it hung)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if done.wait(seconds):
+            return
+        sys.stderr.write(f"harness: no result after {seconds:.0f} s; every thread:\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.write(f"\nPostfix log so far:\n{world.postfix.log}\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+    threading.Thread(target=watch, name="harness-watchdog", daemon=True).start()
+    return done
+
+
 def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("harness.py runs as root inside `unshare --net --mount`")
     enter_namespace()
-    postfix = PostfixWorld().run()
+    world = PostfixWorld()
+    done = watchdog(world, WATCHDOG_SECONDS)
+    postfix = world.run()
     ours = network_world()
+    done.set()
     json.dump({"postfix": postfix, "ours": ours}, sys.stdout, ensure_ascii=False, indent=1)
 
 

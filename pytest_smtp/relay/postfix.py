@@ -114,6 +114,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 _ENV = {"PATH": f"{_SEARCH_PATH}:/usr/bin:/bin", "LANG": "C"}
 _STARTED = re.compile(r"postfix/master\[\d+\]: daemon started")
 _PORT_TAKEN = "Address already in use"
+# qmgr found a queue file still locked by the delivery agent that just tried it (a race of
+# second-long test backoffs): Postfix parks it in the incoming queue, stamped 60 s ahead, and
+# scans that queue only when kicked or woken (qmgr's wakeup is 300 s). See Postfix._unstick.
+_SKIPPED = re.compile(r"postfix/qmgr\[\d+\]: ([0-9A-F]+): skipped, still being delivered")
+_UNSTICK_AFTER = 0.5
 
 
 def _delivery_pattern(recipient: str, outcomes: str) -> str:
@@ -227,6 +232,7 @@ class Postfix:
         self._lines: list[str] = []
         self._ended = False
         self._changed = threading.Condition()
+        self._unstickers: list[threading.Timer] = []
 
     # -- where things are ------------------------------------------------------------------
     @property
@@ -341,9 +347,16 @@ class Postfix:
         assert process.stdout is not None
         with process.stdout:  # closed at EOF: the pipe's file is this thread's to close
             for raw in process.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                skipped = _SKIPPED.search(line)
                 with self._changed:
-                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self._lines.append(line)
                     self._changed.notify_all()
+                    if skipped is not None:
+                        timer = threading.Timer(_UNSTICK_AFTER, self._unstick, (skipped[1],))
+                        timer.daemon = True
+                        self._unstickers.append(timer)
+                        timer.start()
         with self._changed:
             self._ended = True
             self._changed.notify_all()
@@ -484,6 +497,25 @@ class Postfix:
             )
         return done
 
+    def _unstick(self, queue_id: str) -> None:
+        """Give a message qmgr skipped as "still being delivered" its next try now.
+
+        qmgr moves such a file to the incoming queue with its time stamp 60 s ahead, and scans
+        that queue only when new mail arrives or its master wakes it (every 300 s): with
+        second-long test backoffs the message would sit out minutes its real schedule does not
+        have. This stamps the file "now" and kicks qmgr to scan the incoming queue (``postkick
+        public qmgr I``): that message alone is tried again, no other message's schedule
+        moves. If the lock is still held, qmgr skips it again and this runs again.
+        """
+        if not self._running or self.directory is None:
+            return
+        path = self.directory / "queue" / "incoming" / queue_id
+        try:
+            os.utime(path)
+            self._command("public", "qmgr", "I", program="postkick", check=False, timeout=10)
+        except (OSError, subprocess.SubprocessError, PostfixError):
+            return  # delivered or removed meanwhile, or the instance is stopping
+
     def flush(self) -> None:
         """``postqueue -f``: attempt every deferred message now."""
         self._command("-f", program="postqueue")
@@ -524,6 +556,10 @@ class Postfix:
         self._cleanup(timeout)
 
     def _cleanup(self, timeout: float) -> None:
+        with self._changed:
+            unstickers, self._unstickers = self._unstickers, []
+        for timer in unstickers:
+            timer.cancel()
         try:
             if self._process is not None:
                 self._reap(self._process, timeout)

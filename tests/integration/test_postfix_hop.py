@@ -9,12 +9,15 @@ tests fail when they are not; elsewhere they skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import smtplib
 from collections.abc import Iterator
 
 import pytest
 
+from pytest_smtp import SMTPServer
 from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.relay import MailNetwork, parse_dsn
 from pytest_smtp.relay.postfix import (
@@ -168,3 +171,46 @@ def test_a_private_instance_on_its_own() -> None:
     assert f"configuration {directory}" in postfix.log  # the log outlives the instance
     with pytest.raises(PostfixError, match="not running"):
         postfix.queue()
+
+
+def test_a_message_qmgr_skips_as_still_being_delivered_is_tried_again_soon(
+    smtp_server: SMTPServer,
+) -> None:
+    # With test backoffs of a second, qmgr can rescan a message while the delivery agent that
+    # just deferred it still holds its lock: Postfix then parks it in the incoming queue for
+    # 60 s and looks there again only when woken (every 300 s). The instance stamps that
+    # file and kicks qmgr instead, so the next try comes at once.
+    _need_postfix()
+    smtp_server.faults.defer("rcpt")
+    rcpt = "u@far.test"
+    postfix = Postfix(
+        "pf.test",
+        main_cf={
+            "relayhost": f"[{smtp_server.host}]:{smtp_server.port}",
+            # No retry of its own within the test: only the kick can bring the second try.
+            "minimal_backoff_time": "300s",
+            "maximal_backoff_time": "300s",
+            "queue_run_delay": "300s",
+        },
+    )
+    with postfix:
+        with smtplib.SMTP(*postfix.address, local_hostname="client.test", timeout=10) as client:
+            client.sendmail("alice@example.test", [rcpt], "Subject: held\r\n\r\nHi.\r\n")
+        assert postfix.wait_for_delivery(rcpt, 30, final=False).outcome == "deferred"
+        [entry] = postfix.queue()
+        queue_id = entry["queue_id"]
+        assert postfix.directory is not None
+        [path] = (postfix.directory / "queue" / "deferred").rglob(queue_id)
+        with path.open("rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # as a delivery agent holds it while it works
+            postfix.flush()
+            skipped = rf"qmgr\[\d+\]: {queue_id}: skipped, still being delivered"
+            assert postfix.wait_for_log(skipped, 30) is not None, postfix.log
+        attempts = re.compile(rf"{queue_id}: to=<{re.escape(rcpt)}>.*status=deferred")
+
+        def tried_twice(lines: list[str]) -> bool:
+            return sum(1 for line in lines if attempts.search(line)) >= 2
+
+        assert postfix.wait_until(tried_twice, 30), postfix.log
+    tried = [t for t in smtp_server.transactions if rcpt in [r.address for r in t.recipients]]
+    assert len(tried) >= 2, "the MX saw the second try"

@@ -8,6 +8,8 @@ The package's modules, each one concept (everything public is re-exported here):
 
 - :mod:`~pytest_smtp.mail.session`: :class:`Reply`, :class:`SessionInfo`,
   :class:`RecipientResult`, :class:`Envelope`;
+- :mod:`~pytest_smtp.mail.proxy`: :class:`ProxyHeader` (the PROXY protocol header a load
+  balancer sends first), :class:`ProxyHeaderError`;
 - :mod:`~pytest_smtp.mail.message`: :class:`Message`, :class:`HeaderView`, :class:`Attachment`
   (parsed lazily by the capped parser of :mod:`pytest_smtp.parsing`);
 - :mod:`~pytest_smtp.mail.transaction`: :class:`Transaction`, :data:`Outcome`, :data:`Stage`;
@@ -25,6 +27,7 @@ from __future__ import annotations
 from pytest_smtp.mail.filters import Filter, MessageFilter, TransactionFilter
 from pytest_smtp.mail.logs import Mailbox, TransactionLog
 from pytest_smtp.mail.message import Attachment, HeaderView, Message
+from pytest_smtp.mail.proxy import ProxyHeader, ProxyHeaderError
 from pytest_smtp.mail.session import Envelope, RecipientResult, Reply, ReplyKind, SessionInfo
 from pytest_smtp.mail.transaction import OUTCOMES, STAGES, Outcome, Stage, Transaction
 from pytest_smtp.mail.waiting import MailboxError, MailboxTimeout
@@ -46,6 +49,8 @@ __all__ = [
     "Message",
     "MessageFilter",
     "Outcome",
+    "ProxyHeader",
+    "ProxyHeaderError",
     "RecipientResult",
     "Reply",
     "ReplyKind",

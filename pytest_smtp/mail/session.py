@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from pytest_smtp.mail.proxy import ProxyHeader
+
 __all__ = ["Envelope", "RecipientResult", "Reply", "ReplyKind", "SessionInfo"]
 
 _ENHANCED_RE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
@@ -151,6 +153,9 @@ class SessionInfo:
     tls_cipher: str | None = None
     auth_mechanism: str | None = None
     auth_user: str | None = None
+    proxy: ProxyHeader | None = None
+    """The PROXY protocol header the connection began with (``proxy_protocol=True``): the
+    client a load balancer relays is ``proxy.client``; :attr:`peer` stays the proxy's side."""
 
 
 @dataclass

@@ -125,6 +125,24 @@ class HandlerBridge:
         self._pushed = ""
         self._send(parse_status(text, "push"))
 
+    async def proxy(self, raw: bytes) -> bool:
+        """The PROXY header ``raw`` as aiosmtpd reads it: ``session.proxy_data`` is
+        aiosmtpd's own ``ProxyData`` (parsed by aiosmtpd), then ``handle_PROXY(server,
+        session, envelope, proxy_data)`` decides: a false result (or ``MISSING``) closes the
+        connection. Without the hook the header is accepted (aiosmtpd closes there)."""
+        from aiosmtpd.proxy_protocol import get_proxy
+
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        data = await get_proxy(reader)
+        self.session.proxy_data = data
+        hook = getattr(self.handler, "handle_PROXY", None) if self.handler else None
+        if hook is None:
+            return True
+        status = await hook(self, self.session, self.envelope, data)
+        return status is not MISSING and bool(status)
+
     async def _call(self, command: str, *args: Any) -> Reply | None:
         hook = getattr(self.handler, f"handle_{command}", None) if self.handler else None
         if hook is None:

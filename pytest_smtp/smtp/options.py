@@ -244,7 +244,7 @@ def _parse_handler(name: str, value: Any) -> Any:
                 f"handler.{attribute} must be an async method "
                 f"(async def {attribute}(self, server, args)), as aiosmtpd calls it"
             )
-    for hook in (*HANDLER_HOOKS, "exception"):
+    for hook in (*HANDLER_HOOKS, "PROXY", "exception"):
         method = getattr(value, f"handle_{hook}", None)
         if method is not None and not inspect.iscoroutinefunction(method):
             raise OptionError(
@@ -450,6 +450,15 @@ class ServerOptions:
         "(`--smtp-wait-timeout`)",
         "seconds, a number > 0",
     )
+    proxy_protocol: bool = _option(
+        False,
+        parse_bool,
+        "expect a PROXY protocol header (HAProxy's, version 1 or 2) before the greeting, as "
+        "behind a load balancer (Postfix's `smtpd_upstream_proxy_protocol = haproxy`): it is "
+        "recorded as `session.proxy`; a connection that does not begin with a valid one is "
+        'closed without a reply. Not with `tls="implicit"`',
+        _BOOL,
+    )
     strict_line_endings: bool = _option(
         False,
         parse_bool,
@@ -563,6 +572,12 @@ class ServerOptions:
             for spec in cls.schema()
         }
         result = cls(**values)
+        if result.proxy_protocol and result.tls == "implicit":
+            raise OptionError(
+                "proxy_protocol=True with tls='implicit' is not supported: the PROXY header "
+                "would come before the TLS handshake; use tls='starttls' (or no TLS) behind "
+                "the proxy"
+            )
         if result.require_tls and result.tls is None:
             raise OptionError("require_tls=True needs tls='starttls' or tls='implicit'")
         if result.authenticator is not None:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
+from ..mail.proxy import ProxyHeader, ProxyHeaderError, header_length, parse_header
 from .address import (
     EnvelopeSyntaxError,
     check_mail_params,
@@ -201,6 +202,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._bad_commands = 0
         self._greeted = False
         self._hang: asyncio.Future[None] | None = None
+        self._awaiting_proxy = False  # reading the PROXY header (proxy_protocol=True)
         # The dialogue (_run) is stepped by this object while it only waits for data: a
         # command is answered inside buffer_updated, in the loop turn its bytes arrived, with
         # no Task and no future. The first time it awaits anything else (a fault's delay,
@@ -246,7 +248,12 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._idle_watch.watch(self, self.options.timeout)
         # With no rule that could act at "connect", greet at once: the client (blocked in
         # connect + read) gets its 220 one loop turn earlier, which every test pays for.
-        self._greeted = not self._implicit_tls and not (self._policy.active or self._faults.active)
+        self._greeted = not (
+            self._implicit_tls
+            or self.options.proxy_protocol
+            or self._policy.active
+            or self._faults.active
+        )
         if self._greeted:
             self._send_greeting()
         # stop() and the tests' settle() wait on this until the dialogue has ended.
@@ -357,8 +364,11 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._idle_watch.unwatch(self)  # once: the close below ends the connection
         if self._closed or self.transport is None:
             return
-        if self._implicit_tls and not self._tls_active:
-            self.transport.abort()  # still in the handshake: a plaintext 421 would be noise
+        if (self._implicit_tls and not self._tls_active) or self._awaiting_proxy:
+            # Still in the handshake, or no PROXY header yet: a 421 would be noise to the
+            # other side, which speaks no SMTP yet.
+            self._log("!", f"no {'PROXY header' if self._awaiting_proxy else 'TLS'} in time")
+            self.transport.abort()
             return
         self._send(Reply(421, f"{self.options.hostname} Error: timeout exceeded", "4.4.2"))
         self._abort_transaction("aborted", None)
@@ -507,6 +517,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
             if self._implicit_tls:
                 await self._start_tls()
                 self._note_tls("implicit")
+            if self.options.proxy_protocol and not await self._read_proxy():
+                return
             if not await self._greet():
                 return
             while not self._closed:
@@ -538,6 +550,38 @@ class SMTPConnection(asyncio.BufferedProtocol):
             self._abort_transaction("aborted", None, error=text)
         finally:
             self._close()
+
+    async def _read_proxy(self) -> bool:
+        """Read the PROXY protocol header that must begin the connection and record it on the
+        session. False, with the connection closed without a reply (as Postfix and aiosmtpd
+        do), when it is missing or malformed or the handler's ``handle_PROXY`` refuses it."""
+        self._awaiting_proxy = True
+        try:
+            while True:
+                try:
+                    size = header_length(self._buf)
+                    if size is not None:
+                        raw = bytes(self._buf[:size])
+                        header = parse_header(raw)
+                        break
+                except ProxyHeaderError as exc:
+                    return self._refuse_proxy(str(exc))
+                await self._wait_data()
+        finally:
+            self._awaiting_proxy = False
+        del self._buf[:size]
+        self._scan = 0
+        assert self.session is not None
+        self.session.proxy = header
+        self._log("C", f"<{_describe_proxy(header)}>")
+        if self._bridge is not None and not await self._bridge.proxy(raw):
+            return self._refuse_proxy("the handler's handle_PROXY refused the connection")
+        return True
+
+    def _refuse_proxy(self, why: str) -> bool:
+        self._log("!", f"{why}: closed without a reply")
+        self._abort()
+        return False
 
     def _send_greeting(self) -> None:
         self._write(*_wired(220, f"{self.options.hostname} ESMTP pytest_smtp ready", None)[1:])
@@ -1257,6 +1301,20 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     async def smtp_bdat(self, arg: str) -> None:
         await self._reply(502, "5.5.1", "BDAT (CHUNKING) not implemented; use DATA")
+
+
+def _describe_proxy(header: ProxyHeader) -> str:
+    """One transcript line for a PROXY header: ``PROXY v1 TCP4 203.0.113.7:51234 ->
+    192.0.2.25:25``."""
+    text = f"{header.command} v{header.version} {header.family}"
+    if header.source is not None and header.destination is not None:
+        text += (
+            f" {header.source[0]}:{header.source[1]} -> "
+            f"{header.destination[0]}:{header.destination[1]}"
+        )
+    if header.tlvs:
+        text += f", {len(header.tlvs)} extension{'s' if len(header.tlvs) > 1 else ''}"
+    return text
 
 
 def _outcome_for(reply: Reply | int) -> str:

@@ -30,6 +30,7 @@ from .records import (
     TransactionRecord,
     mark_transactions,
     session_lines,
+    session_to_dict,
 )
 from .templating import environment
 from .view import MessageView
@@ -109,7 +110,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _session_json(info: SessionInfo) -> dict[str, Any]:
-    data = dataclasses.asdict(info)
+    data = session_to_dict(info)
     data["peer"] = f"{info.peer[0]}:{info.peer[1]}"
     return data
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..mail import Message, SessionInfo, Transaction
+from ..mail import Message, ProxyHeader, SessionInfo, Transaction
 
 __all__ = [
     "MessageRecord",
@@ -28,10 +28,42 @@ __all__ = [
 FAILED_OUTCOMES = ("failed", "error")
 
 
+def session_to_dict(info: SessionInfo) -> dict[str, Any]:
+    """``info`` as JSON-ready data; :func:`session_from_dict` reads it back."""
+    return _json_safe_session(dataclasses.asdict(info))
+
+
+def _json_safe_session(data: dict[str, Any]) -> dict[str, Any]:
+    """A session dict of ``dataclasses.asdict``, with a PROXY header's extension values (bytes)
+    in base64."""
+    proxy = data.get("proxy")
+    if proxy is not None:
+        proxy["tlvs"] = [
+            [kind, base64.b64encode(value).decode("ascii")] for kind, value in proxy["tlvs"]
+        ]
+    return data
+
+
+def _pair(value: Any) -> tuple[str, int] | None:
+    return None if value is None else (str(value[0]), int(value[1]))
+
+
 def session_from_dict(data: dict[str, Any]) -> SessionInfo:
-    """The :class:`~pytest_smtp.SessionInfo` that ``dataclasses.asdict`` turned into JSON."""
+    """The :class:`~pytest_smtp.SessionInfo` :func:`session_to_dict` turned into JSON."""
     host, port = data["peer"]
-    return SessionInfo(**{**data, "peer": (str(host), int(port))})
+    proxy = data.get("proxy")
+    if proxy is not None:
+        proxy = ProxyHeader(
+            version=int(proxy["version"]),
+            command=str(proxy["command"]),
+            family=str(proxy["family"]),
+            source=_pair(proxy["source"]),
+            destination=_pair(proxy["destination"]),
+            tlvs=tuple(
+                (int(kind), base64.b64decode(value, validate=True)) for kind, value in proxy["tlvs"]
+            ),
+        )
+    return SessionInfo(**{**data, "peer": (str(host), int(port)), "proxy": proxy})
 
 
 @dataclass
@@ -180,6 +212,9 @@ class TestRecord:
         data = dataclasses.asdict(self)
         for message in data["messages"]:
             message["raw"] = base64.b64encode(message["raw"]).decode("ascii")
+            _json_safe_session(message["session"])
+        for txn in data["transactions"]:
+            _json_safe_session(txn["session"])
         return data
 
     @classmethod

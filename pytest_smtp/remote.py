@@ -361,8 +361,8 @@ class RemoteSMTPServer:
 
     ``RemoteSMTPServer(api, **options).start()`` makes it (server options but ``host`` and
     ``port``: it listens on ``serve``'s ``--host``, on a free port); :meth:`stop` removes it.
-    ``host`` is the host of the API URL, the address a client uses to reach it. Only finished
-    transactions are seen (a local server also lists one in progress).
+    ``host`` is the host of the API URL, the address a client uses to reach it. As on a local
+    server, ``transactions`` lists a transaction once it has ended.
     """
 
     def __init__(self, api: RemoteAPI, **options: Any) -> None:

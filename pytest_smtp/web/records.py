@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..mail import Message, ProxyHeader, SessionInfo, Transaction
+from ..mail import Message, ProxyHeader, Reply, SessionInfo, Transaction
 
 __all__ = [
     "MessageRecord",
@@ -26,6 +26,12 @@ __all__ = [
 
 #: Test outcomes that sort first in the report (a failed test is what one opens it for).
 FAILED_OUTCOMES = ("failed", "error")
+
+
+def reply_text(reply: Reply) -> str:
+    """``reply`` as sent, every line, joined by ``"\n"``: :meth:`Reply.parse
+    <pytest_smtp.Reply.parse>` reads it back whole (``str(reply)`` is its first line only)."""
+    return "\n".join(reply.wire_lines())
 
 
 def session_to_dict(info: SessionInfo) -> dict[str, Any]:
@@ -151,12 +157,12 @@ class TransactionRecord:
             session=txn.session,
             mail_from=txn.mail_from,
             recipients=[
-                RecipientRecord(r.address, list(r.options), str(r.reply), r.accepted)
+                RecipientRecord(r.address, list(r.options), reply_text(r.reply), r.accepted)
                 for r in list(txn.recipients)
             ],
             outcome=txn.outcome,
             stage=txn.stage,
-            reply=None if txn.reply is None else str(txn.reply),
+            reply=None if txn.reply is None else reply_text(txn.reply),
             message_id=None if txn.message is None else txn.message.transaction_id,
             transcript=list(txn.transcript),
             started_at=txn.started_at.isoformat(),

@@ -159,6 +159,18 @@ def test_what_cannot_go_as_json_is_refused(serve: Serve) -> None:
         RemoteSMTPServer(RemoteAPI(serve.remote), port=2525).start()
 
 
+def test_a_multiline_reply_comes_back_whole(serve: Serve) -> None:
+    with RemoteSMTPServer(RemoteAPI(serve.remote)) as server:
+        server.faults.reject("rcpt", 550, "No such user here\nTry the directory", rcpt="x@*")
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            send(server.address, "Refused", to="x@example.test")
+        [txn] = server.transactions.wait_for(outcome="rejected", timeout=10)
+    reply = txn.recipients[0].reply
+    assert (reply.code, reply.enhanced) == (550, "5.1.1")
+    assert reply.text == "No such user here\nTry the directory"
+    assert txn.reply == reply
+
+
 def test_two_readers_answers_that_overlap_are_both_mirrored(serve: Serve) -> None:
     # The long poll and a read's own fetch can ask from the same position; the answer that
     # arrives second reaches further. It was dropped whole ("the other reader got there first"),

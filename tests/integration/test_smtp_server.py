@@ -478,3 +478,15 @@ def test_a_delay_mid_session_keeps_order_of_pipelined_replies(raw: Raw, server: 
     assert [raw.reply()[0] for _ in range(2)] == [250, 250]
     assert server.mailbox.one().rcpt_tos == ["b@y.test"]
     assert raw.cmd("QUIT")[0] == 221
+
+
+def test_transactions_lists_a_transaction_once_it_has_ended(server: SMTPServer) -> None:
+    # The documented contract (docs/reference/api-messages.md), the same in remote mode.
+    with smtplib.SMTP(*server.address, local_hostname="client.test", timeout=10) as client:
+        client.ehlo()
+        assert client.mail("a@example.test")[0] == 250
+        assert client.rcpt("b@example.test")[0] == 250
+        assert server.transactions == []  # MAIL and RCPT answered: still in progress
+        client.rset()  # the 250 to RSET comes after the transaction was recorded
+        [txn] = server.transactions
+    assert (txn.outcome, txn.in_progress, txn.rcpt_tos) == ("aborted", False, ["b@example.test"])

@@ -456,7 +456,7 @@ class ServerOptions:
         "expect a PROXY protocol header (HAProxy's, version 1 or 2) before the greeting, as "
         "behind a load balancer (Postfix's `smtpd_upstream_proxy_protocol = haproxy`): it is "
         "recorded as `session.proxy`; a connection that does not begin with a valid one is "
-        'closed without a reply. Not with `tls="implicit"`',
+        'closed without a reply. With `tls="implicit"` the header comes first, in the clear',
         _BOOL,
     )
     strict_line_endings: bool = _option(
@@ -572,12 +572,6 @@ class ServerOptions:
             for spec in cls.schema()
         }
         result = cls(**values)
-        if result.proxy_protocol and result.tls == "implicit":
-            raise OptionError(
-                "proxy_protocol=True with tls='implicit' is not supported: the PROXY header "
-                "would come before the TLS handshake; use tls='starttls' (or no TLS) behind "
-                "the proxy"
-            )
         if result.require_tls and result.tls is None:
             raise OptionError("require_tls=True needs tls='starttls' or tls='implicit'")
         if result.authenticator is not None:

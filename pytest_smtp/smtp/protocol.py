@@ -230,7 +230,12 @@ class SMTPConnection(asyncio.BufferedProtocol):
             peer=(str(peer[0]), int(peer[1])),
             server_hostname=self.options.hostname,
         )
-        if self._implicit_tls:
+        if self._implicit_tls and self.options.proxy_protocol:
+            # The PROXY header comes in the clear, the TLS handshake right after it: read the
+            # header octet-exactly (_proxy_buffer), so not one octet of the ClientHello lands
+            # in _buf, where the TLS layer started afterwards could not see it.
+            self.get_buffer = self._proxy_buffer  # type: ignore[method-assign]
+        elif self._implicit_tls:
             # The TLS layer is started by _run on this very transport, so stop() can abort a
             # client that never finishes the handshake; until then nothing is read into _buf.
             transport.pause_reading()
@@ -263,6 +268,22 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _read_view
+
+    def _proxy_buffer(self, sizehint: int) -> memoryview:
+        """``get_buffer`` while a PROXY header precedes implicit TLS: room for no more than
+        the header's next octets. 15 first (the shortest header, ``PROXY UNKNOWN\r\n``),
+        then version 1 octet by octet to its CRLF, version 2 to its 16-octet prefix and then
+        to the length that prefix gives."""
+        buf = self._buf
+        if len(buf) < 15:
+            need = 15 - len(buf)
+        elif buf.startswith(b"PROXY"):
+            need = 1
+        elif len(buf) < 16:
+            need = 16 - len(buf)
+        else:
+            need = max(16 + int.from_bytes(buf[14:16], "big") - len(buf), 1)
+        return _read_view[:need]
 
     def buffer_updated(self, nbytes: int) -> None:
         buf = self._buf
@@ -514,11 +535,11 @@ class SMTPConnection(asyncio.BufferedProtocol):
     # -- the dialogue ----------------------------------------------------------------------
     async def _run(self) -> None:
         try:
+            if self.options.proxy_protocol and not await self._read_proxy():
+                return
             if self._implicit_tls:
                 await self._start_tls()
                 self._note_tls("implicit")
-            if self.options.proxy_protocol and not await self._read_proxy():
-                return
             if not await self._greet():
                 return
             while not self._closed:
@@ -569,6 +590,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 await self._wait_data()
         finally:
             self._awaiting_proxy = False
+            if "get_buffer" in self.__dict__:
+                del self.get_buffer  # back to the class's: whole reads into the shared buffer
         del self._buf[:size]
         self._scan = 0
         assert self.session is not None
@@ -1182,7 +1205,9 @@ class SMTPConnection(asyncio.BufferedProtocol):
         # Implicit TLS: start_tls() swaps in the SSL protocol now, inside connection_made's own
         # step. One loop turn later is too late on Python 3.10: there the transport's queued
         # _add_reader ignores pause_reading(), and a ClientHello read before the SSL protocol's
-        # connection_made is dropped (the handshake then times out).
+        # connection_made is dropped (the handshake then times out). After a PROXY header the
+        # transport has been reading all along (start_tls pauses it) and the header was read
+        # octet-exactly: the ClientHello is still in the socket.
         assert self.transport is not None
         context = self.server.ssl_context()
         try:

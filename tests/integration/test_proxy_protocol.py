@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import smtplib
 import socket
+import ssl
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import Envelope, Session
 
 from pytest_smtp import ProxyHeader, SMTPServer
-from pytest_smtp.smtp.options import OptionError
 from pytest_smtp.smtp.tls import default_ca
 from pytest_smtp.web.records import TestRecord
 
@@ -150,9 +150,57 @@ def test_rules_at_connect_see_the_relayed_client() -> None:
         assert closed_without_a_reply(srv, welcome + b"QUIT\r\n").startswith(b"220 mx.test")
 
 
-def test_implicit_tls_is_refused_with_the_reason() -> None:
-    with pytest.raises(OptionError, match="proxy_protocol=True with tls='implicit'"):
-        SMTPServer(proxy_protocol=True, tls="implicit")
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "one-segment"])
+def test_implicit_tls_after_the_header(version: int, together: bool) -> None:
+    # The header in the clear, then the TLS handshake on the same connection (a balancer
+    # passing port 465 through). Not one octet of the ClientHello may be read with the header,
+    # even when both arrive in one segment (the handshake would then never finish).
+    header = ProxyHeader(version=version, source=CLIENT, destination=FRONT).encode()
+    context = default_ca().client_context()
+    with SMTPServer(proxy_protocol=True, tls="implicit", hostname="mx.test") as srv:
+        with socket.create_connection(srv.address, timeout=10) as raw:
+            if together:
+                # The header and the ClientHello in one send: TLS over a memory BIO, its first
+                # flight written after the header.
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                tls = context.wrap_bio(incoming, outgoing, server_hostname="mx.test")
+                with pytest.raises(ssl.SSLWantReadError):
+                    tls.do_handshake()
+                raw.sendall(header + outgoing.read())
+                while True:
+                    incoming.write(raw.recv(65536))
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        raw.sendall(outgoing.read())
+                raw.sendall(outgoing.read())
+                greeting = b""
+                while not greeting.endswith(b"\r\n"):
+                    try:
+                        greeting += tls.read(100)
+                    except ssl.SSLWantReadError:
+                        incoming.write(raw.recv(65536))
+            else:
+                raw.sendall(header)
+                with context.wrap_socket(raw, server_hostname="mx.test") as wrapped:
+                    greeting = wrapped.recv(100)
+        assert greeting.startswith(b"220 mx.test"), greeting
+    [session] = srv.sessions
+    assert session.tls_mode == "implicit" and session.proxy is not None
+    assert session.proxy.client == CLIENT
+
+
+def test_implicit_tls_without_a_header_is_closed_before_any_handshake() -> None:
+    with (
+        SMTPServer(proxy_protocol=True, tls="implicit") as srv,
+        socket.create_connection(srv.address, timeout=10) as raw,
+        pytest.raises((ssl.SSLError, ConnectionError, OSError)),
+    ):
+        # The ClientHello is not a PROXY header: closed, no handshake.
+        default_ca().client_context().wrap_socket(raw, server_hostname="localhost")
+    assert any("no PROXY protocol header" in line for line in srv.transcript), srv.transcript
 
 
 @pytest.mark.smtp(proxy_protocol=True)

@@ -100,12 +100,13 @@ class ProxyHeader:
     def _encode_v1(self) -> bytes:
         if self.family == "UNKNOWN":
             return b"PROXY UNKNOWN\r\n"
-        if self.family not in ("TCP4", "TCP6") or self.source is None:
+        if self.family not in ("TCP4", "TCP6") or self.source is None or not self.destination:
             raise ProxyHeaderError(
                 "a version 1 header is TCP4 or TCP6 with source and destination, or UNKNOWN; "
-                f"got family {self.family!r}, source {self.source!r}"
+                f"got family {self.family!r}, source {self.source!r}, "
+                f"destination {self.destination!r}"
             )
-        destination = self.destination or self.source
+        destination = self.destination
         line = (
             f"PROXY {self.family} {self.source[0]} {destination[0]} "
             f"{self.source[1]} {destination[1]}\r\n"
@@ -122,7 +123,11 @@ class ProxyHeader:
             raise ProxyHeaderError(f"cannot encode family {self.family!r} (one of {names})")
         addresses = b""
         if kind and self.source is not None:
-            destination = self.destination or self.source
+            destination = self.destination
+            if destination is None:
+                raise ProxyHeaderError(
+                    f"a {self.family} header names both ends: give destination as well as source"
+                )
             packed = [ipaddress.ip_address(a[0]).packed for a in (self.source, destination)]
             addresses = b"".join(packed) + struct.pack("!HH", self.source[1], destination[1])
         kind = kind if addresses else 0x00

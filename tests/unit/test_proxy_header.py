@@ -15,6 +15,7 @@ from pytest_smtp import ProxyHeader, ProxyHeaderError
 from pytest_smtp.mail.proxy import PROXY_V2_SIGNATURE, header_length, parse_header
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"  # the specification's 12 octets, written out again
+FRONT = ("192.0.2.25", 25)
 INET = socket.inet_aton("203.0.113.7") + socket.inet_aton("192.0.2.25") + b"\xc8\x22\x00\x19"
 
 
@@ -181,10 +182,14 @@ def test_encode_refuses_what_it_cannot_write() -> None:
         ProxyHeader(version=3, source=("1.2.3.4", 1)).encode()
     with pytest.raises(ProxyHeaderError, match="TCP4 or TCP6 with source and destination"):
         ProxyHeader(version=1, family="TCP4").encode()
+    with pytest.raises(ProxyHeaderError, match="TCP4 or TCP6 with source and destination"):
+        ProxyHeader(version=1, source=("1.2.3.4", 1)).encode()
+    with pytest.raises(ProxyHeaderError, match="names both ends: give destination"):
+        ProxyHeader(version=2, source=("1.2.3.4", 1)).encode()
     with pytest.raises(ProxyHeaderError, match="cannot encode family 'UNIX_STREAM'"):
         ProxyHeader(version=2, family="UNIX_STREAM").encode()
     with pytest.raises(ProxyHeaderError, match="command must be 'PROXY' or 'LOCAL'"):
-        ProxyHeader(version=2, command="RELAY", source=("1.2.3.4", 1)).encode()
+        ProxyHeader(version=2, command="RELAY", source=("1.2.3.4", 1), destination=FRONT).encode()
     assert ProxyHeader(version=1, family="UNKNOWN").encode() == b"PROXY UNKNOWN\r\n"
     assert ProxyHeader(version=2, command="LOCAL", family="UNKNOWN").encode() == (
         SIG + b"\x20\x00\x00\x00"

@@ -12,6 +12,7 @@ import json
 import smtplib
 import socket
 import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from aiosmtpd.smtp import Envelope, Session
 from pytest_smtp import ProxyHeader, SMTPServer
 from pytest_smtp.smtp.tls import default_ca
 from pytest_smtp.web.records import TestRecord
+from pytest_smtp.web.report import write_report
 
 MSG = "From: a@x.test\r\nTo: b@y.test\r\nSubject: proxied\r\n\r\nbody\r\n"
 CLIENT = ("203.0.113.7", 51234)
@@ -211,7 +213,7 @@ def test_the_marker_takes_it(smtp_server: SMTPServer) -> None:
     assert smtp_server.mailbox.one().session.proxy.client == CLIENT  # type: ignore[union-attr]
 
 
-def test_the_report_keeps_the_header() -> None:
+def test_the_report_keeps_the_header(tmp_path: Path) -> None:
     header = ProxyHeader(version=2, source=CLIENT, destination=FRONT, tlvs=((0x02, b"\xff\x00"),))
     with (
         SMTPServer(proxy_protocol=True) as srv,
@@ -222,6 +224,9 @@ def test_the_report_keeps_the_header() -> None:
     again = TestRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert again.messages[0].session.proxy == header
     assert again.transactions[0].session.proxy == header
+    write_report(tmp_path, [again])
+    [page] = (tmp_path / "tests").glob("*.html")
+    assert "v2 PROXY TCP4: client 203.0.113.7:51234" in page.read_text()
 
 
 class Gate:

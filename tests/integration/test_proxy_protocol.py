@@ -170,8 +170,14 @@ def test_implicit_tls_after_the_header(version: int, together: bool) -> None:
                 with pytest.raises(ssl.SSLWantReadError):
                     tls.do_handshake()
                 raw.sendall(header + outgoing.read())
+
+                def receive() -> None:
+                    chunk = raw.recv(65536)
+                    assert chunk, "the server closed the connection during the handshake"
+                    incoming.write(chunk)
+
                 while True:
-                    incoming.write(raw.recv(65536))
+                    receive()
                     try:
                         tls.do_handshake()
                         break
@@ -183,7 +189,7 @@ def test_implicit_tls_after_the_header(version: int, together: bool) -> None:
                     try:
                         greeting += tls.read(100)
                     except ssl.SSLWantReadError:
-                        incoming.write(raw.recv(65536))
+                        receive()
             else:
                 raw.sendall(header)
                 with context.wrap_socket(raw, server_hostname="mx.test") as wrapped:

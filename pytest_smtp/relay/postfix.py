@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..engine import get_engine
+from ..mail.proxy import ProxyHeader
 from .routing import RoutingError, resolve_route
 
 __all__ = [
@@ -331,6 +332,16 @@ class Postfix:
         try:
             with socket.create_connection(self.address, timeout=timeout) as sock:
                 sock.settimeout(timeout)
+                if self.main_cf.get("smtpd_upstream_proxy_protocol") == "haproxy":
+                    # Behind a (pretend) load balancer, smtpd greets only after a PROXY header:
+                    # this check's own connection, named as it is.
+                    (here, there) = (sock.getsockname()[:2], sock.getpeername()[:2])
+                    header = ProxyHeader(
+                        family="TCP6" if ":" in here[0] else "TCP4",
+                        source=(here[0], here[1]),
+                        destination=(there[0], there[1]),
+                    )
+                    sock.sendall(header.encode())
                 greeting = sock.recv(512)
                 sock.sendall(b"QUIT\r\n")
         except OSError as exc:

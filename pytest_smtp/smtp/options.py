@@ -455,8 +455,9 @@ class ServerOptions:
         parse_bool,
         "expect a PROXY protocol header (HAProxy's, version 1 or 2) before the greeting, as "
         "behind a load balancer (Postfix's `smtpd_upstream_proxy_protocol = haproxy`): it is "
-        "recorded as `session.proxy`; a connection that does not begin with a valid one is "
-        'closed without a reply. With `tls="implicit"` the header comes first, in the clear',
+        "recorded as `session.proxy`; a connection that does not begin with a valid one gets "
+        '`421 4.3.0` and is closed, as on Postfix. With `tls="implicit"` the header comes '
+        "first, in the clear",
         _BOOL,
     )
     strict_line_endings: bool = _option(

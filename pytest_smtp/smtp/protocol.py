@@ -385,11 +385,14 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._idle_watch.unwatch(self)  # once: the close below ends the connection
         if self._closed or self.transport is None:
             return
-        if (self._implicit_tls and not self._tls_active) or self._awaiting_proxy:
-            # Still in the handshake, or no PROXY header yet: a 421 would be noise to the
-            # other side, which speaks no SMTP yet.
-            self._log("!", f"no {'PROXY header' if self._awaiting_proxy else 'TLS'} in time")
-            self.transport.abort()
+        if self._awaiting_proxy:  # as Postfix answers at smtpd_upstream_proxy_timeout
+            why = f"no PROXY protocol header within {self.options.timeout:g} s"
+            self._log("!", why)
+            self._send(Reply(421, f"{self.options.hostname} Error: {why}", "4.3.0"))
+            self.transport.close()
+            return
+        if self._implicit_tls and not self._tls_active:
+            self.transport.abort()  # still in the handshake: a plaintext 421 would be noise
             return
         self._send(Reply(421, f"{self.options.hostname} Error: timeout exceeded", "4.4.2"))
         self._abort_transaction("aborted", None)
@@ -574,9 +577,12 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     async def _read_proxy(self) -> bool:
         """Read the PROXY protocol header that must begin the connection and record it on the
-        session. False, with the connection closed without a reply (as Postfix and aiosmtpd
-        do), when it is missing or malformed or the handler's ``handle_PROXY`` refuses it."""
+        session. Missing or malformed: ``421 4.3.0`` naming what was wrong, recorded as a
+        transaction refused at ``connect``, and the connection closed, as Postfix does. False
+        when an aiosmtpd handler's ``handle_PROXY`` refuses it: closed without a reply, as on
+        aiosmtpd."""
         self._awaiting_proxy = True
+        error: str | None = None
         try:
             while True:
                 try:
@@ -586,25 +592,28 @@ class SMTPConnection(asyncio.BufferedProtocol):
                         header = parse_header(raw)
                         break
                 except ProxyHeaderError as exc:
-                    return self._refuse_proxy(str(exc))
+                    error = str(exc)
+                    break
                 await self._wait_data()
         finally:
             self._awaiting_proxy = False
             if "get_buffer" in self.__dict__:
                 del self.get_buffer  # back to the class's: whole reads into the shared buffer
+        if error is not None:
+            self._log("!", error)
+            reply = Reply(421, f"{self.options.hostname} Error: {error}", "4.3.0")
+            await self._session_reply(reply, "connect")  # a 421 closes: raises _Disconnected
+            return False
         del self._buf[:size]
         self._scan = 0
         assert self.session is not None
         self.session.proxy = header
         self._log("C", f"<{_describe_proxy(header)}>")
         if self._bridge is not None and not await self._bridge.proxy(raw):
-            return self._refuse_proxy("the handler's handle_PROXY refused the connection")
+            self._log("!", "the handler's handle_PROXY refused the connection: closed, no reply")
+            self._abort()
+            return False
         return True
-
-    def _refuse_proxy(self, why: str) -> bool:
-        self._log("!", f"{why}: closed without a reply")
-        self._abort()
-        return False
 
     def _send_greeting(self) -> None:
         self._write(*_wired(220, f"{self.options.hostname} ESMTP pytest_smtp ready", None)[1:])

@@ -13,11 +13,12 @@ import fcntl
 import os
 import re
 import smtplib
+import socket
 from collections.abc import Iterator
 
 import pytest
 
-from pytest_smtp import SMTPServer
+from pytest_smtp import ProxyHeader, SMTPServer
 from pytest_smtp.fakedns import FakeDNS
 from pytest_smtp.relay import MailNetwork, parse_dsn
 from pytest_smtp.relay.postfix import (
@@ -214,3 +215,61 @@ def test_a_message_qmgr_skips_as_still_being_delivered_is_tried_again_soon(
         assert postfix.wait_until(tried_twice, 30), postfix.log
     tried = [t for t in smtp_server.transactions if rcpt in [r.address for r in t.recipients]]
     assert len(tried) >= 2, "the MX saw the second try"
+
+
+# The PROXY protocol, ours against Postfix's smtpd_upstream_proxy_protocol = haproxy: the same
+# bytes to both, the first reply compared (code, and the enhanced status of a refusal).
+PROXY_CASES = {
+    "v1": ProxyHeader(source=("203.0.113.7", 51234), destination=("192.0.2.25", 25)).encode(),
+    "v2": ProxyHeader(
+        version=2, source=("203.0.113.7", 51234), destination=("192.0.2.25", 25)
+    ).encode(),
+    "v2 LOCAL": ProxyHeader(version=2, command="LOCAL", family="UNKNOWN").encode(),
+    "v1 UNKNOWN": b"PROXY UNKNOWN\r\n",
+    "no header": b"EHLO client.test\r\n",
+    "bad address": b"PROXY TCP4 1.2.3.400 5.6.7.8 1 2\r\n",
+    "v2 version 3": b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x00",
+}
+# Where Postfix 3.7 departs from the PROXY protocol specification, (Postfix, the spec): a
+# receiver must accept "PROXY UNKNOWN" and use the connection's own endpoints (spec §2.1);
+# Postfix answers "bad or missing protocol type" with 421. Ours follows the spec (documented
+# in docs/how-to/proxy-protocol.md).
+PROXY_DIFFERENCES = {"v1 UNKNOWN": ("421 4.3.0", "220")}
+
+
+def first_reply(address: tuple[str, int], data: bytes) -> str:
+    """The first reply line to a connection that begins with ``data``: its code, and its
+    enhanced status when it refuses."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(data)
+        line = sock.makefile("rb").readline().decode("ascii", "replace")
+        if line.startswith("220"):
+            sock.sendall(b"QUIT\r\n")  # a refusal has closed the connection already
+    return line[:9] if line[:1] in "45" else line[:3]
+
+
+def test_proxy_protocol_answers_as_postfix_does() -> None:
+    _need_postfix()
+    postfix = Postfix(
+        "pf.test",
+        main_cf={"smtpd_upstream_proxy_protocol": "haproxy", "smtpd_upstream_proxy_timeout": 5},
+    )
+    with postfix, SMTPServer(proxy_protocol=True, hostname="mx.test") as ours:
+        results = {
+            name: (first_reply(postfix.address, data), first_reply(ours.address, data))
+            for name, data in PROXY_CASES.items()
+        }
+
+        def relayed_twice(lines: list[str]) -> bool:  # the v1 and v2 connections, logged
+            return sum("connect from unknown[203.0.113.7]" in line for line in lines) >= 2
+
+        relayed = postfix.wait_until(relayed_twice, 30)
+    expected = {
+        name: PROXY_DIFFERENCES.get(name, (theirs, theirs)) for name, (theirs, _) in results.items()
+    }
+    assert results == expected
+    assert results["v1"] == ("220", "220") and results["no header"] == ("421 4.3.0",) * 2
+    # Both take the relayed client for the client.
+    assert relayed, postfix.log
+    clients = [s.proxy.client if s.proxy else None for s in ours.sessions]
+    assert clients[:3] == [("203.0.113.7", 51234), ("203.0.113.7", 51234), None]

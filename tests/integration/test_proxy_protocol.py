@@ -2,8 +2,9 @@
 
 The test plays the proxy: it opens the connection, writes the PROXY header (version 1 or 2),
 then speaks SMTP with smtplib over the same socket, as HAProxy's ``send-proxy`` would relay a
-client. A connection without a valid header is closed without a reply (Postfix's
-``smtpd_upstream_proxy_protocol = haproxy`` and aiosmtpd do the same).
+client. A connection without a valid header gets ``421 4.3.0`` and is closed, as Postfix's
+``smtpd_upstream_proxy_protocol = haproxy`` does (``test_postfix_hop.py`` compares the two);
+an aiosmtpd handler's ``handle_PROXY`` that refuses closes without a reply, as on aiosmtpd.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ProxiedSMTP(smtplib.SMTP):
         return sock
 
 
-def closed_without_a_reply(server: SMTPServer, data: bytes) -> bytes:
+def answer(server: SMTPServer, data: bytes) -> bytes:
     """What the server answers a connection that begins with ``data`` (b"" = nothing)."""
     with socket.create_connection(server.address, timeout=10) as sock:
         sock.sendall(data)
@@ -79,7 +80,7 @@ def test_header_and_commands_in_one_segment() -> None:
     # A proxy may send the header and the client's first bytes together.
     header = ProxyHeader(source=CLIENT, destination=FRONT).encode()
     with SMTPServer(proxy_protocol=True, hostname="mx.test") as srv:
-        reply = closed_without_a_reply(srv, header + b"QUIT\r\n")
+        reply = answer(srv, header + b"QUIT\r\n")
     assert reply.startswith(b"220 mx.test") and b"221 " in reply
     assert srv.sessions[0].proxy is not None and srv.sessions[0].proxy.client == CLIENT
 
@@ -104,26 +105,31 @@ def test_a_local_header_is_the_proxys_own_connection() -> None:
         (b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x00", "with version 3, not 2"),
     ],
 )
-def test_no_valid_header_closes_the_connection_without_a_reply(data: bytes, why: str) -> None:
-    with SMTPServer(proxy_protocol=True) as srv:
-        assert closed_without_a_reply(srv, data) == b""
+def test_no_valid_header_gets_421_and_the_connection_closed(data: bytes, why: str) -> None:
+    with SMTPServer(proxy_protocol=True, hostname="mx.test") as srv:
+        reply = answer(srv, data)
+    assert reply.startswith(b"421 4.3.0 mx.test Error: "), reply
+    assert why.encode() in reply and reply.count(b"\r\n") == 1
     [session] = srv.sessions
     assert session.proxy is None
-    assert any(why in line and "closed without a reply" in line for line in srv.transcript), (
-        srv.transcript
-    )
+    [txn] = srv.transactions  # a refusal at connect, as a fault rule's would be
+    assert (txn.outcome, txn.stage, txn.reply and txn.reply.code) == ("deferred", "connect", 421)
+    assert any(why in line for line in srv.transcript), srv.transcript
     assert srv.errors == []  # a client's bad header is not the server's error
 
 
-def test_a_connection_waiting_for_its_header_is_dropped_at_the_idle_timeout() -> None:
+def test_a_connection_waiting_for_its_header_gets_421_at_the_idle_timeout() -> None:
     # Half a second of idle timeout, checked every 0.05 s; the bound below is 20x that.
     with (
         SMTPServer(proxy_protocol=True, timeout=0.5) as srv,
         socket.create_connection(srv.address, timeout=10) as sock,
     ):
         sock.sendall(b"PROXY TCP4 203.0.113.7")  # and then nothing
-        assert sock.recv(100) == b""  # closed, without a 421 the proxy could not read
-    assert any("no PROXY header in time" in line for line in srv.transcript), srv.transcript
+        stream = sock.makefile("rb")
+        reply = stream.readline()
+        assert reply.startswith(b"421 4.3.0 smtp.pytest-smtp.test Error: no PROXY protocol")
+        assert stream.read() == b""  # then closed
+    assert any("no PROXY protocol header within 0.5 s" in line for line in srv.transcript)
 
 
 def test_starttls_after_the_header() -> None:
@@ -148,8 +154,8 @@ def test_rules_at_connect_see_the_relayed_client() -> None:
         )
         blocked = ProxyHeader(source=CLIENT, destination=FRONT).encode()
         welcome = ProxyHeader(source=("198.51.100.1", 4000), destination=FRONT).encode()
-        assert closed_without_a_reply(srv, blocked + b"QUIT\r\n").startswith(b"554 ")
-        assert closed_without_a_reply(srv, welcome + b"QUIT\r\n").startswith(b"220 mx.test")
+        assert answer(srv, blocked + b"QUIT\r\n").startswith(b"554 ")
+        assert answer(srv, welcome + b"QUIT\r\n").startswith(b"220 mx.test")
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -253,8 +259,8 @@ def test_an_aiosmtpd_handlers_handle_proxy_decides() -> None:
     with SMTPServer(proxy_protocol=True, handler=gate, hostname="mx.test") as srv:
         refused = ProxyHeader(source=CLIENT, destination=FRONT).encode()
         admitted = ProxyHeader(version=2, source=("198.51.100.1", 4000), destination=FRONT)
-        assert closed_without_a_reply(srv, refused + b"QUIT\r\n") == b""
-        assert closed_without_a_reply(srv, admitted.encode() + b"QUIT\r\n").startswith(b"220 ")
+        assert answer(srv, refused + b"QUIT\r\n") == b""
+        assert answer(srv, admitted.encode() + b"QUIT\r\n").startswith(b"220 ")
     # aiosmtpd's own ProxyData, parsed by aiosmtpd.
     assert [str(p.src_addr) for p in gate.seen] == ["203.0.113.7", "198.51.100.1"]
     assert all(p.valid for p in gate.seen)

@@ -32,6 +32,7 @@ __all__ = [
     "ProxyHeader",
     "ProxyHeaderError",
     "header_length",
+    "octets_wanted",
     "parse_header",
 ]
 
@@ -41,6 +42,7 @@ PROXY_V1_MAX = 107
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 _V2_FIXED = 16  # signature, version/command, family/protocol, length
+_SHORTEST = len(b"PROXY UNKNOWN\r\n")  # no header is shorter
 # Version 2's family/protocol octet, named as version 1 names TCP (one name per kind).
 _KINDS = {
     0x00: "UNKNOWN",
@@ -82,6 +84,18 @@ class ProxyHeader:
     tlvs: tuple[tuple[int, bytes], ...] = field(default=())
     """Version 2 extensions, ``(type, value)`` in order (e.g. ``0x01`` ALPN, ``0x02``
     authority, ``0x20`` SSL)."""
+
+    def describe(self) -> str:
+        """One line: ``PROXY v1 TCP4 203.0.113.7:51234 -> 192.0.2.25:25`` (and how many
+        extensions a version 2 header carries)."""
+        text = f"{self.command} v{self.version} {self.family}"
+        if self.source is not None and self.destination is not None:
+            text += (
+                f" {self.source[0]}:{self.source[1]} -> {self.destination[0]}:{self.destination[1]}"
+            )
+        if self.tlvs:
+            text += f", {len(self.tlvs)} extension{'s' if len(self.tlvs) > 1 else ''}"
+        return text
 
     @property
     def client(self) -> tuple[str, int] | None:
@@ -159,6 +173,20 @@ def header_length(data: bytes | bytearray) -> int | None:
         return None
     total = _V2_FIXED + int.from_bytes(data[14:16], "big")
     return total if len(data) >= total else None
+
+
+def octets_wanted(data: bytes | bytearray) -> int:
+    """How many octets may follow ``data`` (the start of a header) without any of them being
+    past the header's end; at least 1. For a reader that must leave what comes after the
+    header unread (a TLS handshake): the shortest header first, then a version 1 line octet by
+    octet to its CRLF, a version 2 header to its fixed part and then to the length given."""
+    if len(data) < _SHORTEST:
+        return _SHORTEST - len(data)
+    if data.startswith(b"PROXY"):
+        return 1
+    if len(data) < _V2_FIXED:
+        return _V2_FIXED - len(data)
+    return max(_V2_FIXED + int.from_bytes(data[14:16], "big") - len(data), 1)
 
 
 def parse_header(data: bytes) -> ProxyHeader:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
-from ..mail.proxy import ProxyHeader, ProxyHeaderError, header_length, parse_header
+from ..mail.proxy import ProxyHeaderError, header_length, octets_wanted, parse_header
 from .address import (
     EnvelopeSyntaxError,
     check_mail_params,
@@ -271,19 +271,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     def _proxy_buffer(self, sizehint: int) -> memoryview:
         """``get_buffer`` while a PROXY header precedes implicit TLS: room for no more than
-        the header's next octets. 15 first (the shortest header, ``PROXY UNKNOWN\r\n``),
-        then version 1 octet by octet to its CRLF, version 2 to its 16-octet prefix and then
-        to the length that prefix gives."""
-        buf = self._buf
-        if len(buf) < 15:
-            need = 15 - len(buf)
-        elif buf.startswith(b"PROXY"):
-            need = 1
-        elif len(buf) < 16:
-            need = 16 - len(buf)
-        else:
-            need = max(16 + int.from_bytes(buf[14:16], "big") - len(buf), 1)
-        return _read_view[:need]
+        the header's next octets (:func:`~pytest_smtp.mail.proxy.octets_wanted`)."""
+        return _read_view[: octets_wanted(self._buf)]
 
     def buffer_updated(self, nbytes: int) -> None:
         buf = self._buf
@@ -608,7 +597,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self._scan = 0
         assert self.session is not None
         self.session.proxy = header
-        self._log("C", f"<{_describe_proxy(header)}>")
+        self._log("C", f"<{header.describe()}>")
         if self._bridge is not None and not await self._bridge.proxy(raw):
             self._log("!", "the handler's handle_PROXY refused the connection: closed, no reply")
             self._abort()
@@ -1335,20 +1324,6 @@ class SMTPConnection(asyncio.BufferedProtocol):
 
     async def smtp_bdat(self, arg: str) -> None:
         await self._reply(502, "5.5.1", "BDAT (CHUNKING) not implemented; use DATA")
-
-
-def _describe_proxy(header: ProxyHeader) -> str:
-    """One transcript line for a PROXY header: ``PROXY v1 TCP4 203.0.113.7:51234 ->
-    192.0.2.25:25``."""
-    text = f"{header.command} v{header.version} {header.family}"
-    if header.source is not None and header.destination is not None:
-        text += (
-            f" {header.source[0]}:{header.source[1]} -> "
-            f"{header.destination[0]}:{header.destination[1]}"
-        )
-    if header.tlvs:
-        text += f", {len(header.tlvs)} extension{'s' if len(header.tlvs) > 1 else ''}"
-    return text
 
 
 def _outcome_for(reply: Reply | int) -> str:

@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.proxy_protocol import AF, V2_CMD, get_proxy
 
 from pytest_smtp import ProxyHeader, ProxyHeaderError
-from pytest_smtp.mail.proxy import PROXY_V2_SIGNATURE, header_length, parse_header
+from pytest_smtp.mail.proxy import PROXY_V2_SIGNATURE, header_length, octets_wanted, parse_header
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"  # the specification's 12 octets, written out again
 FRONT = ("192.0.2.25", 25)
@@ -194,3 +194,22 @@ def test_encode_refuses_what_it_cannot_write() -> None:
     assert ProxyHeader(version=2, command="LOCAL", family="UNKNOWN").encode() == (
         SIG + b"\x20\x00\x00\x00"
     )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"PROXY UNKNOWN\r\n",
+        b"PROXY TCP4 203.0.113.7 192.0.2.25 51234 25\r\n",
+        SIG + b"\x20\x00\x00\x00",
+        SIG + b"\x21\x11\x00\x0c" + INET,
+    ],
+)
+def test_reading_what_octets_wanted_says_stops_at_the_header_end(header: bytes) -> None:
+    # What a reader before implicit TLS does: never an octet of what follows the header.
+    stream, read = header + b"\x16\x03\x01 ClientHello", b""
+    while header_length(read) is None:
+        want = octets_wanted(read)
+        assert want >= 1
+        read += stream[len(read) : len(read) + want]
+    assert read == header

@@ -16,6 +16,7 @@ import re
 import ssl
 from collections.abc import Coroutine, Generator
 from datetime import datetime, timezone
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
@@ -277,7 +278,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         buf = self._buf
         buf += _read_view[:nbytes]
-        self._last_activity = self.loop.time()
+        self._last_activity = _monotonic()  # what loop.time() returns, without its frame
         if len(buf) > _HIGH_WATER and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
@@ -325,7 +326,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if coro is None or self._stepping:
             return  # a nested call: the running step reads the buffer before it parks
         self._stepping = True
-        self._out = []
+        out: list[bytes] = []
+        self._out = out
         try:
             value = coro.send(None)
         except StopIteration:
@@ -338,8 +340,11 @@ class SMTPConnection(asyncio.BufferedProtocol):
             raise
         finally:
             self._stepping = False
-            self._flush()
             self._out = None
+            if out:  # what _flush does, without the call: once per segment
+                transport = self.transport
+                if transport is not None and not self._closed:
+                    transport.write(out[0] if len(out) == 1 else b"".join(out))
         if value is _DATA:
             return
         # Anything else is a future (or _TO_TASK): from here on a Task steps the dialogue.
@@ -408,7 +413,10 @@ class SMTPConnection(asyncio.BufferedProtocol):
         while True:
             buf = self._buf
             if not buf:  # between commands the buffer is empty: wait without a scan
-                await self._wait_data()
+                if self._task is None and not (self._closed or self._eof or self._read_paused):
+                    await _PARK  # _wait_data's usual case, without its coroutine
+                else:
+                    await self._wait_data()
                 continue
             # A CR at the end of the previous scan may pair with an LF that just came in.
             index = buf.find(b"\r\n", max(self._scan - 1, 0))
@@ -643,7 +651,10 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 why = "Syntax error: NUL in command"
             await self._reply(501, "5.5.2", why)
             return True
-        self._log_line("C: " + logged)
+        entry = "C: " + logged  # what _log_line does, without the call: once per command
+        self.lines.append(entry)
+        if self.txn is not None:
+            self.txn.transcript.append(entry)
         if not verb.isascii():
             await self._reply(500, "5.5.2", "Syntax error: command verb is not ASCII")
             return False
@@ -901,7 +912,9 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 await self._respond(reply, finish="mail" if reply.code >= 400 else None)
                 return
         txn.stage = "rcpt"
-        await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
+        self._write(*_wired(250, f"Sender <{path.address}> OK", "2.1.0")[1:])
+        if self._write_paused:
+            await self._drain()
 
     async def smtp_rcpt(self, arg: str) -> None:
         txn = self.txn
@@ -953,7 +966,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
         reply, data, logged = _wired(250, f"Recipient <{address}> OK", "2.1.5")
         txn.recipients.append(RecipientResult(address, options, reply, route))
         self._write(data, logged)
-        await self._drain()
+        if self._write_paused:
+            await self._drain()
 
     async def smtp_data(self, arg: str) -> None:
         txn = self.txn
@@ -978,7 +992,9 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 failed = verdict.reply.code >= 400
                 await self._respond(verdict.reply, finish="data" if failed else None)
                 return
-        await self._reply(354, None, "End data with <CR><LF>.<CR><LF>")
+        self._write(*_wired(354, "End data with <CR><LF>.<CR><LF>", None)[1:])
+        if self._write_paused:
+            await self._drain()
         disconnect_after = verdict.disconnect_after if verdict is not None else None
         throttle = verdict.throttle if verdict is not None else None
         body, too_big = await self._read_body(disconnect_after, throttle)
@@ -1054,7 +1070,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
         self.server.accept_message(message)
         self._finish("accepted", "eod", reply, message=message)
         self._write(data, logged)
-        await self._drain()
+        if self._write_paused:
+            await self._drain()
 
     async def _read_body(
         self, disconnect_after: int | None, throttle: float | None
@@ -1072,10 +1089,10 @@ class SMTPConnection(asyncio.BufferedProtocol):
         written = 0  # octets of the stream seen so far (stored or, past the limit, counted)
         too_big = False
         while True:
-            chunk = bytes(self._take_buffer())
-            if not chunk:
+            if not self._buf:
                 await self._wait_data()
                 continue
+            chunk = bytes(self._take_buffer())
             if throttle:
                 await asyncio.sleep(len(chunk) / throttle)
             if disconnect_after is not None and written + len(chunk) >= disconnect_after:

@@ -114,7 +114,7 @@ class TransactionLog(_WaitableLog[Transaction]):
 
     def _append(self, item: Transaction) -> None:
         item._hooks.append(self._updated)
-        super()._append(item)
+        _WaitableLog._append(self, item)  # what super() finds, without building a super object
 
     def filter(
         self,

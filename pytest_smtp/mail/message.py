@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pytest_smtp.mail.session import Envelope, SessionInfo
 from pytest_smtp.parsing import SERIALIZE_POLICY, parse_message
 
+#: UTC, looked up once for the records' clocks (``timezone.utc`` is a class attribute).
+_UTC = timezone.utc
+
 if TYPE_CHECKING:
     from pytest_smtp.quality.auth import AuthResults
     from pytest_smtp.quality.lint import Finding
@@ -127,10 +130,12 @@ class Message:
     ) -> None:
         if not isinstance(raw, bytes):
             raise TypeError(f"Message raw must be bytes, got {type(raw).__name__}")
-        if received_at.tzinfo is None or received_at.utcoffset() is None:
-            raise ValueError(
-                f"Message received_at must be timezone-aware (UTC), got naive {received_at}"
-            )
+        if received_at.tzinfo is not _UTC:  # the server's own stamp is UTC already
+            if received_at.tzinfo is None or received_at.utcoffset() is None:
+                raise ValueError(
+                    f"Message received_at must be timezone-aware (UTC), got naive {received_at}"
+                )
+            received_at = received_at.astimezone(_UTC)
         #: The message bytes as received (after dot-unstuffing).
         self.raw = raw
         #: Envelope sender; ``""`` for the null sender.
@@ -146,7 +151,7 @@ class Message:
         #: ``"host:port"`` of the server that received it.
         self.server = server
         #: When the final reply was decided, in UTC.
-        self.received_at = received_at.astimezone(timezone.utc)
+        self.received_at = received_at
         #: Id of the :class:`Transaction` that delivered it.
         self.transaction_id = transaction_id
         #: Protocol-level defects seen by the server (e.g. "bare LF in DATA at line 3").

@@ -6,10 +6,10 @@ This module never imports pytest.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal, get_args
 
-from pytest_smtp.mail.message import Message, short_repr
+from pytest_smtp.mail.message import _UTC, Message, short_repr
 from pytest_smtp.mail.session import Envelope, RecipientResult, Reply, SessionInfo
 
 __all__ = ["OUTCOMES", "STAGES", "Outcome", "Stage", "Transaction"]
@@ -52,7 +52,7 @@ class Transaction:
         #: ``"C: ..."`` / ``"S: ..."`` lines of this transaction's dialogue.
         self.transcript: list[str] = []
         #: When MAIL FROM arrived (UTC).
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(_UTC)
         #: When :meth:`finish` was called (UTC).
         self.ended_at: datetime | None = None
         #: Traceback text when a handler or rule raised.
@@ -109,7 +109,7 @@ class Transaction:
         self.reply = reply
         self.message = message
         self.error = error
-        self.ended_at = datetime.now(timezone.utc)
+        self.ended_at = datetime.now(_UTC)
         # Set last: readers on other threads test the outcome first.
         self.outcome = outcome
         for hook in list(self._hooks):

@@ -76,7 +76,10 @@ class _WaitableLog(SequenceABC[_T]):
         self._index: dict[int, int] = {}
         self._changes: list[int] = []
         self._generation = 0
-        self._cond = threading.Condition(threading.Lock())
+        # The lock guards the state; the condition waits on it. Taken as ``with self._lock``:
+        # Condition.__enter__/__exit__ are Python frames, the lock's are not.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._async_waiters: set[_AsyncWaiter] = set()
         # Waits in progress (sync and async), counted under the lock: with none, an append
         # wakes nobody and a change needs no note (a wait that starts later reads every item
@@ -98,7 +101,7 @@ class _WaitableLog(SequenceABC[_T]):
     # -- list protocol ---------------------------------------------------------------------
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._items)
 
     @overload
@@ -108,7 +111,7 @@ class _WaitableLog(SequenceABC[_T]):
     def __getitem__(self, index: slice) -> list[_T]: ...
 
     def __getitem__(self, index: int | slice) -> _T | list[_T]:
-        with self._cond:
+        with self._lock:
             return self._items[index]
 
     def __iter__(self) -> Iterator[_T]:
@@ -135,7 +138,7 @@ class _WaitableLog(SequenceABC[_T]):
         return f"<{type(self).__name__} {len(items)} {noun}{body}>"
 
     def _snapshot(self) -> list[_T]:
-        with self._cond:
+        with self._lock:
             return list(self._items)
 
     @staticmethod
@@ -160,7 +163,7 @@ class _WaitableLog(SequenceABC[_T]):
 
     def _append(self, item: _T) -> None:
         """Add ``item`` (engine side), wake every waiter, then call the listeners."""
-        with self._cond:
+        with self._lock:
             self._index[id(item)] = len(self._items)
             self._items.append(item)
             if self._scans or self._async_waiters:
@@ -174,7 +177,7 @@ class _WaitableLog(SequenceABC[_T]):
 
     def _updated(self, item: _T) -> None:
         """Tell waiters that ``item``, already in the log, changed (e.g. it finished)."""
-        with self._cond:
+        with self._lock:
             if not self._scans:
                 return
             index = self._index.get(id(item))
@@ -198,7 +201,7 @@ class _WaitableLog(SequenceABC[_T]):
 
     def clear(self) -> None:
         """Forget every item (and :attr:`listener_errors`); waiters start counting afresh."""
-        with self._cond:
+        with self._lock:
             self._items.clear()
             self._index.clear()
             self._changes.clear()
@@ -268,11 +271,11 @@ class _WaitableLog(SequenceABC[_T]):
             )
         deadline = time.monotonic() + seconds
         scan: _Scan[_T] = _Scan()
-        with self._cond:
+        with self._lock:
             self._scans += 1
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     if not self._has_news(scan):
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
@@ -283,7 +286,7 @@ class _WaitableLog(SequenceABC[_T]):
                 if found is not None:
                     return found
         finally:
-            with self._cond:
+            with self._lock:
                 self._scans -= 1
         raise self._timeout_error(count, seconds, match, len(scan.matched))
 
@@ -295,11 +298,11 @@ class _WaitableLog(SequenceABC[_T]):
         waiter = _AsyncWaiter(loop)
         scan: _Scan[_T] = _Scan()
         future: asyncio.Future[None] | None = None
-        with self._cond:
+        with self._lock:
             self._scans += 1
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     news = self._has_news(scan)
                     new, changed = self._take(scan)
                     if not news:
@@ -317,7 +320,7 @@ class _WaitableLog(SequenceABC[_T]):
                 assert future is not None
                 await asyncio.wait((future,), timeout=remaining)
         finally:
-            with self._cond:
+            with self._lock:
                 self._scans -= 1
                 self._async_waiters.discard(waiter)
             if future is not None and not future.done() and not loop.is_closed():

@@ -15,11 +15,12 @@ import io
 import re
 import ssl
 from collections.abc import Coroutine, Generator
-from datetime import datetime, timezone
+from datetime import datetime
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
 from ..mail import Message, RecipientResult, Reply, SessionInfo, Transaction
+from ..mail.message import _UTC
 from ..mail.proxy import ProxyHeaderError, header_length, octets_wanted, parse_header
 from .address import (
     EnvelopeSyntaxError,
@@ -73,7 +74,7 @@ class _LineTooLong(Exception):
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(_UTC)
 
 
 # What the dialogue coroutine yields to its own driver (SMTPConnection._step) instead of a
@@ -772,7 +773,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
         return snapshot
 
     def _begin_transaction(self) -> Transaction:
-        self._abort_transaction("aborted", None)
+        if self.txn is not None:
+            self._abort_transaction("aborted", None)
         txn = Transaction(id=self.server.next_id(), session=self._session_snapshot())
         self.txn = txn
         # The MAIL line was logged before the transaction existed.
@@ -977,7 +979,14 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if arg:
             await self._reply(501, "5.5.4", "Syntax: DATA (no arguments)")
             return
-        rcpt_tos = txn.rcpt_tos  # no RCPT can come in until this DATA has ended
+        # The accepted recipients and their parameters, in one pass (Transaction.rcpt_tos is
+        # the same list); no RCPT can come in until this DATA has ended.
+        rcpt_tos: list[str] = []
+        rcpt_options: dict[str, list[str]] = {}
+        for result in txn.recipients:
+            if result.accepted:
+                rcpt_tos.append(result.address)
+                rcpt_options[result.address] = result.options
         if not rcpt_tos:
             if txn.recipients:
                 await self._respond(Reply(554, "No valid recipients", "5.5.1"), finish="data")
@@ -1005,8 +1014,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
             await self._respond(reply, finish="eod")
             return
         defects = _line_defects(body)
-        self._log(
-            "C", f"<message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
+        self._log_line(
+            f"C: <message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
         )
         if defects and self.options.strict_line_endings and any("bare" in d for d in defects):
             reply = Reply(550, "Bare CR or LF in message data (RFC 5321 section 2.3.8)", "5.5.2")
@@ -1028,7 +1037,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
             rcpt_tos=rcpt_tos,
             # Message copies these two (its own lists): no copy here as well.
             mail_options=txn.mail_options,
-            rcpt_options={r.address: r.options for r in txn.recipients if r.accepted},
+            rcpt_options=rcpt_options,
             # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
             # AUTH) can happen inside a transaction.
             session=txn.session,
@@ -1364,9 +1373,11 @@ def _line_defects(body: bytes) -> list[str]:
         defects.append(f"bare CR x{bare_cr}")
     if b"\0" in body:
         defects.append("NUL in message data")
-    first = body.find(b"\n")
-    if (first if first >= 0 else len(body)) > 999 or _LONG_DATA_LINE.search(body):
-        defects.append("line over 998 octets")
+    # A line over 998 octets needs at least 999 of them: a shorter body needs no search.
+    if len(body) > 999:
+        first = body.find(b"\n")
+        if (first if first >= 0 else len(body)) > 999 or _LONG_DATA_LINE.search(body):
+            defects.append("line over 998 octets")
     return defects
 
 

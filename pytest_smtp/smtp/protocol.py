@@ -327,8 +327,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if coro is None or self._stepping:
             return  # a nested call: the running step reads the buffer before it parks
         self._stepping = True
-        out: list[bytes] = []
-        self._out = out
+        self._out = []
         try:
             value = coro.send(None)
         except StopIteration:
@@ -341,11 +340,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
             raise
         finally:
             self._stepping = False
+            self._flush()
             self._out = None
-            if out:  # what _flush does, without the call: once per segment
-                transport = self.transport
-                if transport is not None and not self._closed:
-                    transport.write(out[0] if len(out) == 1 else b"".join(out))
         if value is _DATA:
             return
         # Anything else is a future (or _TO_TASK): from here on a Task steps the dialogue.
@@ -414,10 +410,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         while True:
             buf = self._buf
             if not buf:  # between commands the buffer is empty: wait without a scan
-                if self._task is None and not (self._closed or self._eof or self._read_paused):
-                    await _PARK  # _wait_data's usual case, without its coroutine
-                else:
-                    await self._wait_data()
+                await self._wait_data()
                 continue
             # A CR at the end of the previous scan may pair with an LF that just came in.
             index = buf.find(b"\r\n", max(self._scan - 1, 0))
@@ -652,10 +645,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 why = "Syntax error: NUL in command"
             await self._reply(501, "5.5.2", why)
             return True
-        entry = "C: " + logged  # what _log_line does, without the call: once per command
-        self.lines.append(entry)
-        if self.txn is not None:
-            self.txn.transcript.append(entry)
+        self._log_line("C: " + logged)
         if not verb.isascii():
             await self._reply(500, "5.5.2", "Syntax error: command verb is not ASCII")
             return False
@@ -1014,8 +1004,8 @@ class SMTPConnection(asyncio.BufferedProtocol):
             await self._respond(reply, finish="eod")
             return
         defects = _line_defects(body)
-        self._log_line(
-            f"C: <message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
+        self._log(
+            "C", f"<message: {len(body)} octets{'; ' + '; '.join(defects) if defects else ''}>"
         )
         if defects and self.options.strict_line_endings and any("bare" in d for d in defects):
             reply = Reply(550, "Bare CR or LF in message data (RFC 5321 section 2.3.8)", "5.5.2")

@@ -16,7 +16,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
@@ -124,6 +125,20 @@ def thread_cpu() -> dict[int, int] | None:
         except (OSError, ValueError, IndexError):
             continue  # a thread that ended meanwhile
     return times
+
+
+@contextmanager
+def cpu_burners(count: int) -> Iterator[None]:
+    """``count`` busy loops (processes) for the duration of the block: a busy machine on
+    demand, as ``./run.sh stress`` makes one for the suite. ``count=0`` does nothing."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
 
 
 def environment_line() -> str:

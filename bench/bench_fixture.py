@@ -9,7 +9,11 @@ setup + call + teardown; the overhead of a fixture is its mean per test minus th
 in the same process (and, for the floor ratio, its median test minus the baseline's).
 Figures are medians over the repetitions. Prints figures; passes or fails nothing.
 
-Run: .venv/bin/python bench/bench_fixture.py [--repetitions N] [--tests N]
+The one-message target depends on the machine: at most 1/4 of smtpdfix's overhead with two CPU
+burners (``--burners 2`` starts them for the run), at most 1/6 on a quiet machine. The target
+line also prints the floor's own ratio to smtpdfix: what no server in this process can beat.
+
+Run: .venv/bin/python bench/bench_fixture.py [--repetitions N] [--tests N] [--burners N]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from _support import (
     CLIENT_NAME,
     ModuleTimes,
+    cpu_burners,
     environment_line,
     fmt_ratio,
     median,
@@ -69,6 +74,19 @@ import pytest
 def test_idle(smtp_server, n):
     pass
 """
+
+
+def _pairs_module(tests: int) -> str:
+    """Empty tests and tests that only take ``smtp_server``, alternating (e0, i0, e1, i1, ...)
+    in one module: each idle test is compared with the empty test run just before it, so
+    the drift of a shared machine over a run cancels out (the idle target is ~0.1 ms; two
+    modules' medians drift apart by more than that between runs)."""
+    parts = ["import pytest\n"]
+    for n in range(tests):
+        parts.append(f"\ndef test_empty_{n}():\n    pass\n")
+        parts.append(f"\ndef test_idle_{n}(smtp_server):\n    pass\n")
+    return "".join(parts)
+
 
 _FLOOR = (
     _HEAD
@@ -201,6 +219,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repetitions", type=int, default=9, help="pytest runs (default 9)")
     parser.add_argument("--tests", type=int, default=100, help="tests per module (default 100)")
+    parser.add_argument(
+        "--burners",
+        type=int,
+        default=0,
+        help="CPU busy loops running beside the bench (2: the busy-machine target; default 0)",
+    )
     args = parser.parse_args()
     print(environment_line())
     modules: dict[str, str] = {}
@@ -211,26 +235,47 @@ def main() -> None:
             continue
         modules[name] = template.format(tests=args.tests, client=CLIENT_NAME)
         labels[name] = label
+    modules["test_a_pairs"] = _pairs_module(args.tests)
     print(
         f"{args.tests} tests per module, all modules in one pytest process, "
         f"{args.repetitions} repetitions (medians shown; overhead = mean per test - baseline)"
     )
     bench = str(Path(__file__).resolve().parent)
     path = os.pathsep.join(p for p in (bench, os.environ.get("PYTHONPATH", "")) if p)
-    times = run_pytest_modules(modules, repetitions=args.repetitions, env={"PYTHONPATH": path})
+    load = os.getloadavg()[0]
+    with cpu_burners(args.burners):
+        times = run_pytest_modules(modules, repetitions=args.repetitions, env={"PYTHONPATH": path})
     overheads = summarize(times, labels, "test_a_baseline", "test_b_ours", "test_c_smtpdfix")
     if "test_c_smtpdfix" in overheads:
-        ratio = overheads["test_b_ours"] / overheads["test_c_smtpdfix"]
-        verdict = "met" if ratio <= 0.25 else "NOT met"
-        print(f"target: overhead <= 1/4 of smtpdfix's -> {fmt_ratio(ratio)}: {verdict}")
-    idle = (
-        median([statistics.median(r) for r in times["test_a_idle"]]) * 1000
-        - median([statistics.median(r) for r in times["test_a_baseline"]]) * 1000
-    )
+        reference = overheads["test_c_smtpdfix"]
+        ratio = overheads["test_b_ours"] / reference
+        busy = args.burners >= 2
+        bound, name = (1 / 4, "1/4") if busy else (1 / 6, "1/6")
+        machine = (
+            f"{args.burners} CPU burners"
+            if busy
+            else f"quiet machine: {args.burners} burners, load average {load:.1f} at the start"
+        )
+        verdict = "met" if ratio <= bound else "NOT met"
+        floor_ratio = overheads["test_b_floor"] / reference
+        if floor_ratio > bound:
+            verdict += f" (out of reach here: the floor itself is over {name})"
+        print(
+            f"target ({machine}): overhead <= {name} of smtpdfix's -> {fmt_ratio(ratio)}: "
+            f"{verdict}; the floor: {fmt_ratio(floor_ratio)}"
+        )
+    # Per repetition: the median over the pairs of (idle test - the empty test before it).
+    paired = [
+        statistics.median(idle - empty for empty, idle in zip(rep[0::2], rep[1::2], strict=True))
+        * 1000
+        for rep in times["test_a_pairs"]
+    ]
+    idle = median(paired)
     verdict = "met" if idle <= 0.1 else "NOT met"
     print(
-        f"target: smtp_server sending nothing <= 0.1 ms over an empty test (typical tests) -> "
-        f"{idle:.3f} ms: {verdict}"
+        f"target: smtp_server sending nothing <= 0.1 ms over an empty test (each idle test "
+        f"against the empty test before it, {args.tests} pairs) -> {idle:.3f} ms "
+        f"(per repetition {min(paired):.3f}-{max(paired):.3f}): {verdict}"
     )
 
 

@@ -97,8 +97,45 @@ class _Session:
         self.servers.clear()
 
 
-def _config(request: pytest.FixtureRequest) -> SMTPConfig:
-    return request.config.stash[CONFIG_KEY]
+def _config(node: pytest.Item) -> SMTPConfig:
+    return node.config.stash[CONFIG_KEY]
+
+
+#: The tests whose run protocol is under way, innermost last (a pytester run inside a test
+#: nests one): how ``smtp_server`` finds its test without taking ``request``. A fixture that
+#: takes ``request`` costs pytest 9 about 50 us more per test than one that does not (it
+#: builds a ``RequestFixtureDef``, with an ``inspect.signature``, each time ``request`` is
+#: looked up: three times per test), which is most of what a test that only takes
+#: ``smtp_server`` would cost.
+_running: list[pytest.Item] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Keep :data:`_running` (every test: one append and one pop)."""
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
+def _running_test() -> pytest.Item:
+    """The test whose fixture is being set up."""
+    if not _running:
+        raise RuntimeError(
+            "smtp_server was set up outside a test's run protocol; request it from a test or "
+            "from a fixture of one"
+        )
+    return _running[-1]
+
+
+def _request_of(node: pytest.Item) -> pytest.FixtureRequest:
+    """The test's own fixture request, for a fixture only some servers need (``smtp_dns``)."""
+    request: pytest.FixtureRequest | None = getattr(node, "_request", None)
+    if request is None:
+        raise RuntimeError(f"{node.nodeid}: this kind of test has no fixture request")
+    return request
 
 
 #: The run's :class:`_Session`, on ``config.stash``: made by the first test that needs a
@@ -107,11 +144,11 @@ def _config(request: pytest.FixtureRequest) -> SMTPConfig:
 _SESSION_KEY = pytest.StashKey[_Session]()
 
 
-def _smtp_session(request: pytest.FixtureRequest) -> _Session:
-    session = request.config.stash.get(_SESSION_KEY, None)
+def _smtp_session(node: pytest.Item) -> _Session:
+    session = node.config.stash.get(_SESSION_KEY, None)
     if session is None:
-        session = _Session(_config(request))
-        request.config.stash[_SESSION_KEY] = session
+        session = _Session(_config(node))
+        node.config.stash[_SESSION_KEY] = session
     return session
 
 
@@ -123,12 +160,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         smtp_session.close()
 
 
-def _markers(request: pytest.FixtureRequest) -> tuple[pytest.Mark | None, list[pytest.Mark]]:
+def _markers(node: pytest.Item) -> tuple[pytest.Mark | None, list[pytest.Mark]]:
     """The closest ``smtp`` marker and every ``smtp_fault`` marker, closest first, from one
     walk up the node chain (most tests have neither)."""
     smtp: pytest.Mark | None = None
     faults: list[pytest.Mark] = []
-    for marker in request.node.iter_markers():
+    for marker in node.iter_markers():
         if marker.name == "smtp":
             if smtp is None:
                 smtp = marker
@@ -160,11 +197,14 @@ def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
     server.faults.seed = cfg.seed
 
 
-def _dns_for(request: pytest.FixtureRequest, options: ServerOptions) -> FakeDNS | None:
-    """``smtp_dns`` for a server that verifies mail (``authenticate``/``enforce_dmarc``)."""
+def _dns_for(
+    node: pytest.Item, options: ServerOptions, request: pytest.FixtureRequest | None = None
+) -> FakeDNS | None:
+    """``smtp_dns`` for a server that verifies mail (``authenticate``/``enforce_dmarc``), through
+    ``request`` or, from a fixture that does not take one, the test's own."""
     if not options.verifies:
         return None
-    dns: FakeDNS = request.getfixturevalue("smtp_dns")
+    dns: FakeDNS = (request or _request_of(node)).getfixturevalue("smtp_dns")
     return dns
 
 
@@ -180,8 +220,8 @@ def _lint_errors(server: SMTPServer) -> str | None:
     return "\n".join(blocks) or None
 
 
-def _register(request: pytest.FixtureRequest, server: Any) -> None:
-    request.node.stash.setdefault(SERVERS_KEY, []).append(server)
+def _register(node: pytest.Item, server: Any) -> None:
+    node.stash.setdefault(SERVERS_KEY, []).append(server)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -195,11 +235,11 @@ def _safe_name(nodeid: str) -> str:
     return name
 
 
-def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
+def _finish(node: pytest.Item, server: SMTPServer) -> None:
     """Teardown checks shared by smtp_server and the factory: save mail, fail on engine errors."""
-    cfg = _config(request)
+    cfg = _config(node)
     if cfg.save_dir:
-        folder = Path(cfg.save_dir) / _safe_name(request.node.nodeid)
+        folder = Path(cfg.save_dir) / _safe_name(node.nodeid)
         messages = list(server.mailbox)
         if messages:
             folder.mkdir(parents=True, exist_ok=True)
@@ -214,7 +254,7 @@ def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
         )
     lint_errors = _lint_errors(server)
     if lint_errors:
-        request.node.add_report_section("teardown", f"smtp lint {server!r}", lint_errors)
+        node.add_report_section("teardown", f"smtp lint {server!r}", lint_errors)
         pytest.fail(
             f"{server!r} is strict (strict=True) and mail captured in this test has lint "
             f"errors:\n{lint_errors}\n(fix the mail, or turn it off for this test: "
@@ -224,18 +264,20 @@ def _finish(request: pytest.FixtureRequest, server: SMTPServer) -> None:
 
 
 @pytest.fixture
-def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
+def smtp_server() -> Iterator[SMTPServer]:
     """A running :class:`~pytest_smtp.SMTPServer`, reset for this test.
 
     One server per option set per session (per xdist worker): cheap. ``@pytest.mark.smtp(...)``
     picks the options; ``@pytest.mark.smtp_fault(...)`` adds fault rules for the test. The
     test fails at teardown if the server hit an internal error.
     """
-    smtp_session = _smtp_session(request)
+    # The test, without taking `request` (see _running): most tests take only this fixture.
+    node = _running_test()
+    smtp_session = _smtp_session(node)
     cfg = smtp_session.config
-    smtp_marker, fault_markers = _markers(request)
+    smtp_marker, fault_markers = _markers(node)
     options = _marker_options(smtp_marker, cfg.base_options)
-    server = smtp_session.server(options, _dns_for(request, options))
+    server = smtp_session.server(options, _dns_for(node, options))
     server.reset()
     _apply_settings(server, cfg)
     for marker in reversed(fault_markers):
@@ -243,10 +285,10 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
             server.faults.from_marker(*marker.args, **marker.kwargs)
         except (TypeError, ValueError) as exc:
             raise pytest.UsageError(f"@pytest.mark.smtp_fault{marker.args!r}: {exc}") from None
-    _register(request, server)
+    _register(node, server)
     yield server
     try:
-        _finish(request, server)
+        _finish(node, server)
     finally:
         server.faults.clear()
 
@@ -260,22 +302,23 @@ def smtp_mailbox(smtp_server: SMTPServer) -> Mailbox:
 @pytest.fixture
 def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFactory]:
     """``factory(**options) -> SMTPServer``: a new started server, stopped after the test."""
-    cfg = _config(request)
+    node = request.node
+    cfg = _config(node)
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:
         built = ServerOptions.build(cfg.base_options, **options)
-        server = _smtp_session(request).new_server(built, _dns_for(request, built))
+        server = _smtp_session(node).new_server(built, _dns_for(node, built, request))
         _apply_settings(server, cfg)
         server.start()
         made.append(server)
-        _register(request, server)
+        _register(node, server)
         return server
 
     yield factory
     try:
         for server in made:
-            _finish(request, server)
+            _finish(node, server)
     finally:
         for server in made:
             server.stop()
@@ -374,7 +417,7 @@ def _retrieval_factory(
     def factory(**options: Any) -> Any:
         server = cls(**{**_like_smtp(smtp_server), **options}).start()
         made.append(server)
-        _register(request, server)
+        _register(request.node, server)
         return server
 
     yield factory
@@ -399,7 +442,7 @@ def _shared_retrieval(
         server = cls(**_like_smtp(smtp_server)).start()
         servers[key] = server
     server.reset()
-    _register(request, server)
+    _register(request.node, server)
     return server
 
 

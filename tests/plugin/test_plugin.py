@@ -69,6 +69,47 @@ def test_unmarked(smtp_server):
     pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
 
 
+NESTED_INNER = """
+import pytest
+
+@pytest.mark.smtp(hostname="inner.test")
+def test_inner(smtp_server):
+    assert smtp_server.hostname == "inner.test"
+"""
+
+
+def test_smtp_server_reads_its_own_tests_markers_around_a_nested_run(
+    pytester: pytest.Pytester,
+) -> None:
+    """smtp_server finds its test without ``request`` (fixtures._running): a pytest run inside
+    a test (pytester, in process) has tests of its own; around it, each smtp_server reads the
+    markers of the test it was set up for, and the outer test keeps its own server."""
+    pytester.makepyfile(
+        SEND
+        + f"""
+import pytest
+
+pytest_plugins = ["pytester"]
+INNER = {NESTED_INNER!r}
+
+@pytest.mark.smtp(hostname="outer.test")
+def test_outer(smtp_server, pytester):
+    pytester.makepyfile(test_inner=INNER)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert smtp_server.hostname == "outer.test"
+    send(smtp_server)
+    assert smtp_server.mailbox.one().subject == "Hi"
+
+@pytest.mark.smtp(hostname="late.test")
+def test_fixture_requested_after_the_nested_run(request, pytester):
+    pytester.makepyfile(test_inner=INNER)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert request.getfixturevalue("smtp_server").hostname == "late.test"
+"""
+    )
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)
+
+
 def test_bad_marker_option_is_a_usage_error_naming_valid_ones(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

@@ -102,7 +102,7 @@ def _config(node: pytest.Item) -> SMTPConfig:
 
 
 #: The tests whose run protocol is under way, innermost last (a pytester run inside a test
-#: nests one): how ``smtp_server`` finds its test without taking ``request``. A fixture that
+#: nests one): how the fixtures find their test without taking ``request``. A fixture that
 #: takes ``request`` costs pytest 9 about 50 us more per test than one that does not (it
 #: builds a ``RequestFixtureDef``, with an ``inspect.signature``, each time ``request`` is
 #: looked up: three times per test), which is most of what a test that only takes
@@ -124,8 +124,8 @@ def _running_test() -> pytest.Item:
     """The test whose fixture is being set up."""
     if not _running:
         raise RuntimeError(
-            "smtp_server was set up outside a test's run protocol; request it from a test or "
-            "from a fixture of one"
+            "a pytest_smtp fixture was set up outside a test's run protocol; request it from a "
+            "test or from a fixture of one"
         )
     return _running[-1]
 
@@ -197,14 +197,11 @@ def _apply_settings(server: SMTPServer, cfg: SMTPConfig) -> None:
     server.faults.seed = cfg.seed
 
 
-def _dns_for(
-    node: pytest.Item, options: ServerOptions, request: pytest.FixtureRequest | None = None
-) -> FakeDNS | None:
-    """``smtp_dns`` for a server that verifies mail (``authenticate``/``enforce_dmarc``), through
-    ``request`` or, from a fixture that does not take one, the test's own."""
+def _dns_for(node: pytest.Item, options: ServerOptions) -> FakeDNS | None:
+    """``smtp_dns`` for a server that verifies mail (``authenticate``/``enforce_dmarc``)."""
     if not options.verifies:
         return None
-    dns: FakeDNS = (request or _request_of(node)).getfixturevalue("smtp_dns")
+    dns: FakeDNS = _request_of(node).getfixturevalue("smtp_dns")
     return dns
 
 
@@ -271,7 +268,7 @@ def smtp_server() -> Iterator[SMTPServer]:
     picks the options; ``@pytest.mark.smtp_fault(...)`` adds fault rules for the test. The
     test fails at teardown if the server hit an internal error.
     """
-    # The test, without taking `request` (see _running): most tests take only this fixture.
+    # The test, without taking `request` (see _running): many tests take only this fixture.
     node = _running_test()
     smtp_session = _smtp_session(node)
     cfg = smtp_session.config
@@ -300,15 +297,15 @@ def smtp_mailbox(smtp_server: SMTPServer) -> Mailbox:
 
 
 @pytest.fixture
-def smtp_server_factory(request: pytest.FixtureRequest) -> Iterator[SMTPServerFactory]:
+def smtp_server_factory() -> Iterator[SMTPServerFactory]:
     """``factory(**options) -> SMTPServer``: a new started server, stopped after the test."""
-    node = request.node
+    node = _running_test()
     cfg = _config(node)
     made: list[SMTPServer] = []
 
     def factory(**options: Any) -> SMTPServer:
         built = ServerOptions.build(cfg.base_options, **options)
-        server = _smtp_session(node).new_server(built, _dns_for(node, built, request))
+        server = _smtp_session(node).new_server(built, _dns_for(node, built))
         _apply_settings(server, cfg)
         server.start()
         made.append(server)
@@ -409,15 +406,14 @@ def _like_smtp(smtp_server: SMTPServer) -> dict[str, Any]:
     }
 
 
-def _retrieval_factory(
-    request: pytest.FixtureRequest, cls: type[Any], smtp_server: SMTPServer
-) -> Iterator[Callable[..., Any]]:
+def _retrieval_factory(cls: type[Any], smtp_server: SMTPServer) -> Iterator[Callable[..., Any]]:
+    node = _running_test()
     made: list[Any] = []
 
     def factory(**options: Any) -> Any:
         server = cls(**{**_like_smtp(smtp_server), **options}).start()
         made.append(server)
-        _register(request.node, server)
+        _register(node, server)
         return server
 
     yield factory
@@ -433,56 +429,46 @@ def _smtp_retrieval_servers() -> Iterator[dict[Any, Any]]:
         server.stop()
 
 
-def _shared_retrieval(
-    request: pytest.FixtureRequest, servers: dict[Any, Any], cls: type[Any], smtp_server: SMTPServer
-) -> Any:
+def _shared_retrieval(servers: dict[Any, Any], cls: type[Any], smtp_server: SMTPServer) -> Any:
     key = (cls, id(smtp_server.store), smtp_server.hostname, id(smtp_server.ca))
     server = servers.get(key)
     if server is None or not server.running:
         server = cls(**_like_smtp(smtp_server)).start()
         servers[key] = server
     server.reset()
-    _register(request.node, server)
+    _register(_running_test(), server)
     return server
 
 
 @pytest.fixture
-def smtp_pop3(
-    request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
-) -> POP3Server:
+def smtp_pop3(smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]) -> POP3Server:
     """A POP3 server over ``smtp_server.store`` (``auth="any"``, the SMTP server's ``hostname``
     and CA), reset for this test."""
     from .retrieval.pop3 import POP3Server
 
-    return _shared_retrieval(request, _smtp_retrieval_servers, POP3Server, smtp_server)  # type: ignore[no-any-return]
+    return _shared_retrieval(_smtp_retrieval_servers, POP3Server, smtp_server)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def smtp_imap(
-    request: pytest.FixtureRequest, smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]
-) -> IMAPServer:
+def smtp_imap(smtp_server: SMTPServer, _smtp_retrieval_servers: dict[Any, Any]) -> IMAPServer:
     """An IMAP server over ``smtp_server.store`` (``auth="any"``, the SMTP server's ``hostname``
     and CA), reset for this test."""
     from .retrieval.imap import IMAPServer
 
-    return _shared_retrieval(request, _smtp_retrieval_servers, IMAPServer, smtp_server)  # type: ignore[no-any-return]
+    return _shared_retrieval(_smtp_retrieval_servers, IMAPServer, smtp_server)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def smtp_pop3_factory(
-    request: pytest.FixtureRequest, smtp_server: SMTPServer
-) -> Iterator[_Retrieval]:
+def smtp_pop3_factory(smtp_server: SMTPServer) -> Iterator[_Retrieval]:
     """``factory(**options) -> POP3Server`` over ``smtp_server.store``, ``auth="any"``."""
     from .retrieval.pop3 import POP3Server
 
-    yield from _retrieval_factory(request, POP3Server, smtp_server)
+    yield from _retrieval_factory(POP3Server, smtp_server)
 
 
 @pytest.fixture
-def smtp_imap_factory(
-    request: pytest.FixtureRequest, smtp_server: SMTPServer
-) -> Iterator[_Retrieval]:
+def smtp_imap_factory(smtp_server: SMTPServer) -> Iterator[_Retrieval]:
     """``factory(**options) -> IMAPServer`` over ``smtp_server.store``, ``auth="any"``."""
     from .retrieval.imap import IMAPServer
 
-    yield from _retrieval_factory(request, IMAPServer, smtp_server)
+    yield from _retrieval_factory(IMAPServer, smtp_server)

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -111,7 +111,7 @@ _running: list[pytest.Item] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, None]:
     """Keep :data:`_running` (every test: one append and one pop)."""
     _running.append(item)
     try:

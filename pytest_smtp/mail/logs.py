@@ -114,7 +114,7 @@ class TransactionLog(_WaitableLog[Transaction]):
 
     def _append(self, item: Transaction) -> None:
         item._hooks.append(self._updated)
-        _WaitableLog._append(self, item)  # what super() finds, without building a super object
+        super()._append(item)
 
     def filter(
         self,

@@ -763,8 +763,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         return snapshot
 
     def _begin_transaction(self) -> Transaction:
-        if self.txn is not None:
-            self._abort_transaction("aborted", None)
+        self._abort_transaction("aborted", None)
         txn = Transaction(id=self.server.next_id(), session=self._session_snapshot())
         self.txn = txn
         # The MAIL line was logged before the transaction existed.
@@ -904,9 +903,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 await self._respond(reply, finish="mail" if reply.code >= 400 else None)
                 return
         txn.stage = "rcpt"
-        self._write(*_wired(250, f"Sender <{path.address}> OK", "2.1.0")[1:])
-        if self._write_paused:
-            await self._drain()
+        await self._reply(250, "2.1.0", f"Sender <{path.address}> OK")
 
     async def smtp_rcpt(self, arg: str) -> None:
         txn = self.txn
@@ -969,14 +966,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
         if arg:
             await self._reply(501, "5.5.4", "Syntax: DATA (no arguments)")
             return
-        # The accepted recipients and their parameters, in one pass (Transaction.rcpt_tos is
-        # the same list); no RCPT can come in until this DATA has ended.
-        rcpt_tos: list[str] = []
-        rcpt_options: dict[str, list[str]] = {}
-        for result in txn.recipients:
-            if result.accepted:
-                rcpt_tos.append(result.address)
-                rcpt_options[result.address] = result.options
+        rcpt_tos = txn.rcpt_tos  # no RCPT can come in until this DATA has ended
         if not rcpt_tos:
             if txn.recipients:
                 await self._respond(Reply(554, "No valid recipients", "5.5.1"), finish="data")
@@ -991,9 +981,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
                 failed = verdict.reply.code >= 400
                 await self._respond(verdict.reply, finish="data" if failed else None)
                 return
-        self._write(*_wired(354, "End data with <CR><LF>.<CR><LF>", None)[1:])
-        if self._write_paused:
-            await self._drain()
+        await self._reply(354, None, "End data with <CR><LF>.<CR><LF>")
         disconnect_after = verdict.disconnect_after if verdict is not None else None
         throttle = verdict.throttle if verdict is not None else None
         body, too_big = await self._read_body(disconnect_after, throttle)
@@ -1027,7 +1015,7 @@ class SMTPConnection(asyncio.BufferedProtocol):
             rcpt_tos=rcpt_tos,
             # Message copies these two (its own lists): no copy here as well.
             mail_options=txn.mail_options,
-            rcpt_options=rcpt_options,
+            rcpt_options={r.address: r.options for r in txn.recipients if r.accepted},
             # The transaction's snapshot: nothing that changes the session (EHLO, STARTTLS,
             # AUTH) can happen inside a transaction.
             session=txn.session,

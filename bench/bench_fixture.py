@@ -1,13 +1,16 @@
 """Per-test overhead of an SMTP server fixture, against the floor and the peers, in one run.
 
 Generated modules of 100 tests run in ONE pytest process per repetition: empty tests (the
-baseline), pytest_smtp ``smtp_server`` taking the fixture and sending nothing, then
-``smtp_server``, the floor (bench/peers.py's minimal responder behind a fixture that only
-empties its list), smtpdfix ``smtpd`` and pytest-localserver ``smtpserver``, each test of which
-sends one small message with smtplib and asserts it arrived. Per-test cost = wall time of
-setup + call + teardown; the overhead of a fixture is its mean per test minus the baseline's,
-in the same process (and, for the floor ratio, its median test minus the baseline's).
+baseline), then pytest_smtp ``smtp_server``, the floor (bench/peers.py's minimal responder
+behind a fixture that only empties its list), smtpdfix ``smtpd`` and pytest-localserver
+``smtpserver``, each test of which sends one small message with smtplib and asserts it
+arrived. Per-test cost = wall time of setup + call + teardown; the overhead of a fixture is
+its mean per test minus the baseline's, in the same process (and, for the floor ratio, its
+median test minus the baseline's).
 Figures are medians over the repetitions. Prints figures; passes or fails nothing.
+
+A test that takes ``smtp_server`` and sends nothing (the idle target) is measured against the
+empty test run just before it, in a module where the two alternate (see ``_pairs_module``).
 
 The one-message target depends on the machine: at most 1/4 of smtpdfix's overhead with two CPU
 burners (``--burners 2`` starts them for the run), at most 1/6 on a quiet machine. The target
@@ -65,15 +68,6 @@ def test_send(smtp_server, n):
     assert len(smtp_server.mailbox) == 1
 """
 )
-
-_IDLE = """
-import pytest
-
-
-@pytest.mark.parametrize("n", range({tests}))
-def test_idle(smtp_server, n):
-    pass
-"""
 
 
 def _pairs_module(tests: int) -> str:
@@ -143,7 +137,6 @@ def test_send(smtpserver, n):
 #: module name -> (label, source template, distribution that must be installed or None)
 FIXTURES = {
     "test_a_baseline": ("empty test (baseline)", _BASELINE, None),
-    "test_a_idle": ("pytest_smtp smtp_server, no message", _IDLE, None),
     "test_b_ours": ("pytest_smtp smtp_server", _OURS, None),
     "test_b_floor": ("floor (minimal responder)", _FLOOR, None),
     "test_c_smtpdfix": ("smtpdfix smtpd", _SMTPDFIX, "smtpdfix"),
